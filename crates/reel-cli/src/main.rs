@@ -1,1 +1,56 @@
-fn main() {}
+//! `reel`: the Reel command-line tool. Run `reel --help`.
+
+mod cli;
+mod commands;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
+}
+
+/// The hint of the first error in the chain that has one.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|e| {
+        if let Some(m) = e.downcast_ref::<reel_media::MediaError>() {
+            m.hint()
+        } else if let Some(d) = e.downcast_ref::<reel_data::DataError>() {
+            d.hint()
+        } else {
+            None
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            // Context layers often repeat their source's text; print each part once.
+            let mut parts: Vec<&str> = Vec::new();
+            for c in &chain {
+                if !parts.iter().any(|p| p.contains(c.as_str())) {
+                    parts.push(c);
+                }
+            }
+            eprintln!("error: {}", parts.join(": "));
+            if let Some(h) = hint(&err) {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -19,7 +19,8 @@ use crate::frame::{Frame, VideoSpec};
 use crate::mp4::{Mp4Muxer, Mp4Track};
 use crate::writer::{EncodeOptions, FrameEncoder};
 
-/// Largest quantiser allowed at a quality setting (1..=100): 100 → 10, 85 → 17, 1 → 51.
+/// Largest quantiser allowed at a quality setting (1..=100): 100 → 10, 85 → 16, 1 → 51;
+/// the encoder works in `[max - 4, max]`.
 fn max_qp(quality: u8) -> u8 {
     (51.0 - (quality.clamp(1, 100) as f32 - 1.0) * 41.0 / 99.0).round() as u8
 }
@@ -35,13 +36,16 @@ impl H264Encoder {
     pub(crate) fn new(file: File, path: &Path, spec: VideoSpec, options: &EncodeOptions) -> Result<Self> {
         let fps = spec.fps.as_f64() as f32;
         let pixels_per_second = spec.width as f64 * spec.height as f64 * spec.fps.as_f64();
-        // Bits per pixel from 0.02 (quality 1) to 2 (quality 100), geometrically.
+        // The quantiser window decides quality; buffer-based rate control keeps one sample per
+        // frame (no skipping) and, unlike the quality/bitrate modes, does not make OpenH264 print
+        // a warning on stderr for every encoder. The bitrate only sizes its buffer.
         let bits_per_pixel = 0.02 * 100f64.powf((options.quality.clamp(1, 100) as f64 - 1.0) / 99.0);
+        let qp = max_qp(options.quality);
         let config = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
-            .rate_control_mode(RateControlMode::Quality)
+            .rate_control_mode(RateControlMode::Bufferbased)
             .bitrate(BitRate::from_bps((pixels_per_second * bits_per_pixel).clamp(10_000.0, 200_000_000.0) as u32))
-            .qp(QpRange::new(0, max_qp(options.quality)))
+            .qp(QpRange::new(qp.saturating_sub(4), qp))
             .max_frame_rate(FrameRate::from_hz(fps))
             .skip_frames(false)
             .complexity(Complexity::High)

@@ -26,6 +26,7 @@ mod h264;
 mod mp4;
 mod png;
 mod reader;
+mod sheet;
 mod webm;
 mod writer;
 
@@ -33,4 +34,5 @@ pub use error::{MediaError, Result};
 pub use frame::{check_size, psnr_from_mse, video_psnr, Frame, Rational, VideoSpec, MAX_SIDE, MIN_SIDE};
 pub use png::{read_image, write_png, DEFAULT_FOLDER_FPS, META_FILE};
 pub use reader::{probe, read_video, VideoInfo, VideoReader};
+pub use sheet::contact_sheet;
 pub use writer::{write_video, EncodeOptions, VideoFormat, VideoWriter};

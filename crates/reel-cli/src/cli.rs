@@ -1,0 +1,192 @@
+//! The command line, as clap derive types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reel_media::Rational;
+
+/// Reel: train, generate, evaluate and serve text-to-video models.
+///
+/// Data (paths, JSON) goes to stdout; logs and progress bars go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "reel", version, propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug); REEL_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// No progress bars.
+    #[arg(short, long, global = true, env = "REEL_QUIET")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect video files.
+    #[command(subcommand)]
+    Video(VideoCommand),
+    /// Make and inspect data sets (Shapes World).
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Measure speed and memory.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VideoCommand {
+    /// Print a video's container, codec, size, frame rate, frame count and duration.
+    Info {
+        /// A video file (MP4, WebM, AVI, GIF) or a folder of PNG frames.
+        file: PathBuf,
+        /// Print JSON instead of aligned text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tile a video's frames into one PNG image (a contact sheet).
+    Sheet {
+        /// A video file or a folder of PNG frames.
+        file: PathBuf,
+        /// Where to write the PNG.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Frames per row.
+        #[arg(long, default_value_t = 9)]
+        columns: usize,
+        /// Keep every n-th frame only.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        every: u64,
+    },
+}
+
+/// Output formats, as `--format` accepts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// MP4 with H.264 video.
+    Mp4,
+    /// WebM with AV1 video.
+    Webm,
+    /// AVI with Motion JPEG video.
+    Avi,
+    /// Animated GIF.
+    Gif,
+    /// A folder of PNG frames.
+    Png,
+}
+
+impl From<FormatArg> for reel_media::VideoFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Mp4 => Self::Mp4,
+            FormatArg::Webm => Self::Webm,
+            FormatArg::Avi => Self::Avi,
+            FormatArg::Gif => Self::Gif,
+            FormatArg::Png => Self::Png,
+        }
+    }
+}
+
+/// Which held-out side of Shapes World to draw from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    /// No held-out (colour, shape, motion) triple.
+    Train,
+    /// Only held-out triples.
+    Holdout,
+    /// Any triple.
+    All,
+}
+
+impl From<SplitArg> for reel_data::Split {
+    fn from(s: SplitArg) -> Self {
+        match s {
+            SplitArg::Train => Self::Train,
+            SplitArg::Holdout => Self::Holdout,
+            SplitArg::All => Self::All,
+        }
+    }
+}
+
+/// The Shapes World clip shape shared by the data commands.
+#[derive(Debug, Args)]
+pub struct WorldArgs {
+    /// Frame width in pixels (even, 16..=1920).
+    #[arg(long, default_value_t = 64)]
+    pub width: u32,
+    /// Frame height in pixels (even, 16..=1920).
+    #[arg(long, default_value_t = 64)]
+    pub height: u32,
+    /// Frames per clip.
+    #[arg(long, default_value_t = 17)]
+    pub frames: u32,
+    /// Frame rate: 8, 24000/1001 or 29.97.
+    #[arg(long, default_value = "8")]
+    pub fps: Rational,
+    /// Which triples objects are drawn from.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+    /// Seed of the whole data set; clip i of seed s is always the same.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Render Shapes World clips to video files plus a manifest.jsonl.
+    Synth {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of clips.
+        #[arg(long)]
+        count: u64,
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Video format of each clip.
+        #[arg(long, value_enum, default_value_t = FormatArg::Mp4)]
+        format: FormatArg,
+        /// Encoder quality, 1..=100.
+        #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Print captions and labels of Shapes World clips as JSON lines (no rendering).
+    Samples {
+        /// Number of clips.
+        #[arg(long, default_value_t = 8)]
+        count: u64,
+        /// First clip index.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[command(flatten)]
+        world: WorldArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write a long synthetic video and report speed and peak memory (JSON on stdout).
+    Video {
+        /// Output file; its extension picks the format unless --format is given.
+        #[arg(long, default_value = "bench.mp4")]
+        out: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        #[arg(long, default_value_t = 2000)]
+        frames: u64,
+        #[arg(long, default_value_t = 256)]
+        width: u32,
+        #[arg(long, default_value_t = 256)]
+        height: u32,
+        #[arg(long, default_value = "24")]
+        fps: Rational,
+        /// Keep the written file (it is deleted by default).
+        #[arg(long)]
+        keep: bool,
+    },
+}

@@ -1,0 +1,167 @@
+//! What each subcommand does.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use reel_data::{ShapesWorld, SynthOptions, WorldConfig};
+use reel_media::{EncodeOptions, Frame, VideoFormat, VideoSpec, VideoWriter};
+use serde_json::json;
+
+use crate::cli::{BenchCommand, Cli, Command, DataCommand, VideoCommand, WorldArgs};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Video(VideoCommand::Info { file, json }) => video_info(&file, json),
+        Command::Video(VideoCommand::Sheet { file, out, columns, every }) => video_sheet(&file, &out, columns, every),
+        Command::Data(DataCommand::Synth { out, count, world, format, quality, threads }) => {
+            let options = SynthOptions {
+                world: world_config(&world),
+                count,
+                format: format.into(),
+                encode: EncodeOptions { quality, ..EncodeOptions::default() },
+                threads: threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            };
+            data_synth(&out, &options, quiet)
+        }
+        Command::Data(DataCommand::Samples { count, start, world }) => data_samples(&world, start, count),
+        Command::Bench(BenchCommand::Video { out, format, frames, width, height, fps, keep }) => {
+            bench_video(&out, format.map(Into::into), frames, VideoSpec::new(width, height, fps)?, keep)
+        }
+    }
+}
+
+fn world_config(w: &WorldArgs) -> WorldConfig {
+    WorldConfig { seed: w.seed, width: w.width, height: w.height, frames: w.frames, fps: w.fps, split: w.split.into() }
+}
+
+fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn video_info(file: &Path, as_json: bool) -> Result<()> {
+    let info = reel_media::probe(file)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        println!("path:      {}", info.path.display());
+        println!("container: {}", info.container);
+        println!("codec:     {}", info.codec);
+        println!("size:      {}x{}", info.width, info.height);
+        println!("fps:       {} ({:.3})", info.fps, info.fps.as_f64());
+        println!("frames:    {}", info.frames);
+        println!("duration:  {:.3} s", info.duration_seconds);
+    }
+    Ok(())
+}
+
+fn video_sheet(file: &Path, out: &Path, columns: usize, every: u64) -> Result<()> {
+    let reader = reel_media::VideoReader::open(file)?;
+    let frames = reader.step_by(every as usize).collect::<reel_media::Result<Vec<Frame>>>()?;
+    let sheet = reel_media::contact_sheet(&frames, columns, 2).context("the video has no frames")?;
+    reel_media::write_png(out, &sheet).with_context(|| format!("writing '{}'", out.display()))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+fn data_synth(out: &Path, options: &SynthOptions, quiet: bool) -> Result<()> {
+    let bar = progress_bar(options.count, "synth", quiet);
+    let started = Instant::now();
+    let report = reel_data::synthesize(out, options, &|| bar.inc(1))
+        .with_context(|| format!("writing Shapes World clips to '{}'", out.display()))?;
+    bar.finish_and_clear();
+    tracing::info!(clips = report.clips, seconds = started.elapsed().as_secs_f64(), "synth done");
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn data_samples(world: &WorldArgs, start: u64, count: u64) -> Result<()> {
+    let world = ShapesWorld::new(world_config(world))?;
+    for index in start..start.saturating_add(count) {
+        println!("{}", serde_json::to_string(&world.sample(index))?);
+    }
+    Ok(())
+}
+
+/// Peak resident memory of this process so far, in bytes (Linux; `None` elsewhere).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A cheap moving test pattern: gradients, a moving bar, and per-frame noise so the encoder has work.
+fn bench_frame(spec: &VideoSpec, index: u64) -> Frame {
+    let (w, h) = (spec.width as u64, spec.height as u64);
+    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    let bar = (index * 3) % w;
+    let mut state = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for y in 0..h {
+        for x in 0..w {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let noise = (state & 7) as u8;
+            if x.abs_diff(bar) < w / 16 {
+                data.extend_from_slice(&[230, 40, 40]);
+            } else {
+                data.extend_from_slice(&[(x * 255 / w) as u8 ^ noise, (y * 255 / h) as u8, ((x + y + index) % 256) as u8]);
+            }
+        }
+    }
+    Frame::from_rgb(spec.width, spec.height, data).expect("sized from the spec")
+}
+
+fn bench_video(out: &Path, format: Option<VideoFormat>, frames: u64, spec: VideoSpec, keep: bool) -> Result<()> {
+    let rss_before = peak_rss();
+    let mut writer = VideoWriter::create(out, format, spec, &EncodeOptions::default())?;
+    let format = writer.format();
+    let started = Instant::now();
+    let mut rss_at_tenth = None;
+    for index in 0..frames {
+        writer.write(&bench_frame(&spec, index))?;
+        if index + 1 == (frames / 10).max(1) {
+            rss_at_tenth = peak_rss();
+        }
+    }
+    let path = writer.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = if path.is_dir() {
+        std::fs::read_dir(&path)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
+    } else {
+        std::fs::metadata(&path)?.len()
+    };
+    let mib = |b: Option<u64>| b.map(|b| (b as f64 / (1 << 20) as f64 * 10.0).round() / 10.0);
+    let report = json!({
+        "format": format,
+        "frames": frames,
+        "width": spec.width,
+        "height": spec.height,
+        "fps": spec.fps,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "frames_per_second": (frames as f64 / seconds * 10.0).round() / 10.0,
+        "file_bytes": bytes,
+        "peak_rss_mib_before": mib(rss_before),
+        "peak_rss_mib_after_10_percent": mib(rss_at_tenth),
+        "peak_rss_mib": mib(peak_rss()),
+        "raw_video_mib": (frames * spec.width as u64 * spec.height as u64 * 3) as f64 / (1 << 20) as f64,
+    });
+    if !keep {
+        let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+    }
+    println!("{report}");
+    Ok(())
+}
