@@ -13,7 +13,7 @@ use openh264::encoder::{
 use openh264::formats::{YUVBuffer, YUVSource};
 use openh264::OpenH264API;
 
-use crate::color::{i420_to_rgb, rgb_to_i420, YuvPlanes};
+use crate::color::{i420_to_rgb, rgb_to_i420, Matrix, YuvPlanes};
 use crate::error::{io_err, MediaError, Result};
 use crate::frame::{Frame, VideoSpec};
 use crate::mp4::{Mp4Muxer, Mp4Track};
@@ -139,7 +139,9 @@ impl H264Reader {
         let (w, h) = yuv.dimensions();
         let (ys, us, _) = yuv.strides();
         let mut rgb = vec![0u8; w * h * 3];
-        i420_to_rgb(&YuvPlanes { y: yuv.y(), u: yuv.u(), v: yuv.v(), y_stride: ys, uv_stride: us }, w, h, &mut rgb);
+        // OpenH264 does not report the stream's VUI; Reel's own files are BT.709 limited range.
+        let planes = YuvPlanes { y: yuv.y(), u: yuv.u(), v: yuv.v(), y_stride: ys, uv_stride: us };
+        i420_to_rgb(&planes, w, h, Matrix::BT709_LIMITED, &mut rgb);
         Frame::from_rgb(w as u32, h as u32, rgb).expect("buffer sized from its dimensions")
     }
 }

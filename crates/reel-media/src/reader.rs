@@ -99,6 +99,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo> {
                 "hvc1" | "hev1" => "hevc".to_string(),
                 "av01" => "av1".to_string(),
                 "vp09" => "vp9".to_string(),
+                "mp4v" => "mpeg4".to_string(),
                 other => other.to_string(),
             };
             let fps = track.fps().unwrap_or(Rational::integer(25));
@@ -113,6 +114,9 @@ pub fn probe(path: &Path) -> Result<VideoInfo> {
                 "V_VP9" => "vp9".into(),
                 "V_VP8" => "vp8".into(),
                 "V_MPEG4/ISO/AVC" => "h264".into(),
+                "V_MPEGH/ISO/HEVC" => "hevc".into(),
+                "V_MPEG4/ISO/ASP" | "V_MPEG4/ISO/SP" | "V_MPEG4/ISO/AP" => "mpeg4".into(),
+                "V_MJPEG" => "mjpeg".into(),
                 other => other.to_ascii_lowercase(),
             };
             let container = if w.doc_type == "webm" { "webm" } else { "matroska" };
@@ -172,7 +176,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo> {
 /// Frames of a video, decoded one at a time.
 pub struct VideoReader {
     info: VideoInfo,
-    frames: Box<dyn Iterator<Item = Result<Frame>> + Send>,
+    frames: Box<dyn Iterator<Item = Result<Frame>>>,
 }
 
 impl VideoReader {
@@ -180,7 +184,7 @@ impl VideoReader {
     pub fn open(path: &Path) -> Result<Self> {
         let kind = sniff(path)?;
         let info = probe(path)?;
-        let frames: Box<dyn Iterator<Item = Result<Frame>> + Send> = match kind {
+        let frames: Box<dyn Iterator<Item = Result<Frame>>> = match kind {
             Sniffed::Mp4 => {
                 let mut file = File::open(path).map_err(io_err(path))?;
                 let track = crate::mp4::read_track(path, &mut file)?;
@@ -215,7 +219,7 @@ impl VideoReader {
     }
 
     #[allow(unused_variables)]
-    fn fallback(path: &Path, err: MediaError) -> Result<Box<dyn Iterator<Item = Result<Frame>> + Send>> {
+    fn fallback(path: &Path, err: MediaError) -> Result<Box<dyn Iterator<Item = Result<Frame>>>> {
         #[cfg(feature = "ffmpeg")]
         {
             Ok(Box::new(crate::ffmpeg::FfmpegReader::new(path)?))

@@ -560,7 +560,16 @@ pub(crate) fn probe(path: &Path, file: File) -> Result<WebmInfo> {
     if id != SEGMENT {
         return Err(corrupt(format!("expected a Segment, found element 0x{id:X}")));
     }
-    let segment_end = segment_size.map_or(len, |s| (r.pos + s).min(len));
+    if let Some(size) = segment_size {
+        if r.pos + size > len {
+            return Err(corrupt(format!(
+                "the file is truncated: its Segment claims {} bytes but the file ends after {}",
+                r.pos + size,
+                len
+            )));
+        }
+    }
+    let segment_end = segment_size.map_or(len, |s| r.pos + s);
     let mut info = WebmInfo { doc_type, codec_id: String::new(), width: 0, height: 0, fps: None, frames: 0, duration_s: 0.0 };
     let (mut scale, mut duration, mut track, mut last_block_ms) = (TIMESTAMP_SCALE_NS, None, None::<u64>, 0u64);
     while r.pos < segment_end {
