@@ -79,7 +79,7 @@ fn video_sheet(file: &Path, out: &Path, columns: usize, every: u64) -> Result<()
 fn data_synth(out: &Path, options: &SynthOptions, quiet: bool) -> Result<()> {
     let bar = progress_bar(options.count, "synth", quiet);
     let started = Instant::now();
-    let report = reel_data::synthesize(out, options, &|| bar.inc(1))
+    let report = reel_data::synthesize(out, options, &|| bar.inc(1), &crate::INTERRUPTED)
         .with_context(|| format!("writing Shapes World clips to '{}'", out.display()))?;
     bar.finish_and_clear();
     tracing::info!(clips = report.clips, seconds = started.elapsed().as_secs_f64(), "synth done");
@@ -132,6 +132,9 @@ fn bench_video(out: &Path, format: Option<VideoFormat>, frames: u64, spec: Video
     let started = Instant::now();
     let mut rss_at_tenth = None;
     for index in 0..frames {
+        if crate::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            anyhow::bail!("interrupted after {index} frames; nothing was written");
+        }
         writer.write(&bench_frame(&spec, index))?;
         if index + 1 == (frames / 10).max(1) {
             rss_at_tenth = peak_rss();

@@ -5,6 +5,7 @@ mod commands;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
@@ -32,9 +33,22 @@ fn hint(err: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// Set by Ctrl-C / SIGTERM; long-running commands poll it and stop cleanly
+/// (removing partial outputs) instead of dying mid-write.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
+    if let Err(e) = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the user wants out now.
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: stopping (press Ctrl-C again to quit at once)");
+    }) {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -49,6 +63,9 @@ fn main() -> ExitCode {
             eprintln!("error: {}", parts.join(": "));
             if let Some(h) = hint(&err) {
                 eprintln!("hint: {h}");
+            }
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return ExitCode::from(130);
             }
             ExitCode::from(2)
         }

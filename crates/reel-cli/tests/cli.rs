@@ -151,3 +151,52 @@ fn bench_video_reports_memory() {
     assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
     assert_eq!(entries(dir.path()), 0, "the bench file is removed unless --keep");
 }
+
+#[cfg(unix)]
+fn signal(child: &std::process::Child, sig: &str) {
+    Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+}
+
+/// Starts a long write and waits until it has begun (its hidden temporary exists).
+#[cfg(unix)]
+fn start_long_write(dir: &Path) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["bench", "video", "--out", "long.avi", "--frames", "10000000", "--width", "64", "--height", "64"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if entries(dir) > 0 {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("the write never started");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_kill_never_leaves_a_file_under_the_requested_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_long_write(dir.path());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    assert!(!dir.path().join("long.avi").exists());
+    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| n.starts_with(".long.avi.reel-tmp-")), "{names:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_long_write(dir.path());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(entries(dir.path()), 0, "an interrupted write removes its temporary");
+}

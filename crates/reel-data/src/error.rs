@@ -15,6 +15,9 @@ pub enum DataError {
 
     #[error("I/O error on '{}': {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+
+    #[error("interrupted; the clips written by this run were removed")]
+    Interrupted,
 }
 
 impl DataError {

@@ -52,12 +52,13 @@ pub struct SynthReport {
 }
 
 /// Renders `count` clips into `out` (created if missing), calling `progress` after each clip.
+/// Setting `stop` (e.g. from a Ctrl-C handler) ends the run early with [`DataError::Interrupted`].
 ///
 /// Everything is validated before the first file is created. If a clip fails,
 /// the clips this call wrote are removed again (and `out`, if this call made
 /// it), and the error is returned; an existing manifest is only replaced once
 /// every clip is written.
-pub fn synthesize(out: &Path, options: &SynthOptions, progress: &(dyn Fn() + Sync)) -> Result<SynthReport> {
+pub fn synthesize(out: &Path, options: &SynthOptions, progress: &(dyn Fn() + Sync), stop: &AtomicBool) -> Result<SynthReport> {
     let world = ShapesWorld::new(options.world)?;
     if options.count == 0 {
         return Err(DataError::InvalidConfig { field: "count", value: "0".into(), reason: "nothing to write".into() });
@@ -81,7 +82,7 @@ pub fn synthesize(out: &Path, options: &SynthOptions, progress: &(dyn Fn() + Syn
         if index >= options.count || failed.load(Ordering::Relaxed) {
             return;
         }
-        match write_clip(&world, index, out, spec, options) {
+        match write_clip(&world, index, out, spec, options, stop) {
             Ok(entry) => {
                 entries.lock().expect("no panics while held").push(entry);
                 progress();
@@ -116,12 +117,15 @@ pub fn synthesize(out: &Path, options: &SynthOptions, progress: &(dyn Fn() + Syn
     Ok(SynthReport { out: out.to_path_buf(), manifest, clips: entries.len() as u64, format: options.format })
 }
 
-fn write_clip(world: &ShapesWorld, index: u64, out: &Path, spec: VideoSpec, options: &SynthOptions) -> Result<ManifestEntry> {
+fn write_clip(world: &ShapesWorld, index: u64, out: &Path, spec: VideoSpec, options: &SynthOptions, stop: &AtomicBool) -> Result<ManifestEntry> {
     let file = options.format.file_name(&format!("clip_{index:06}"));
     let scene = world.scene(index);
     let sample = world.sample(index);
     let mut writer = VideoWriter::create(&out.join(&file), Some(options.format), spec, &options.encode)?;
     for frame in world.frames(&scene) {
+        if stop.load(Ordering::Relaxed) {
+            return Err(DataError::Interrupted);
+        }
         writer.write(&frame)?;
     }
     writer.finish()?;
