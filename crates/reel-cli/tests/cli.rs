@@ -160,7 +160,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 /// Starts a long write and waits until it has begun (its hidden temporary exists).
 #[cfg(unix)]
 fn start_long_write(dir: &Path) -> std::process::Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_reel"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
         .args(["bench", "video", "--out", "long.avi", "--frames", "10000000", "--width", "64", "--height", "64"])
         .current_dir(dir)
         .stdout(std::process::Stdio::null())
@@ -173,6 +173,8 @@ fn start_long_write(dir: &Path) -> std::process::Child {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the write never started");
 }
 
