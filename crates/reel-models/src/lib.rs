@@ -1,0 +1,31 @@
+//! # reel-models — Reel's models on candle
+//!
+//! The Wan2.1 diffusion transformer ([`wan::WanTransformer3DModel`]), shared
+//! layers (attention that stays bounded in memory, norms, embeddings, 3-D
+//! RoPE), and loading of the diffusers directory layout. Weight names are the
+//! diffusers checkpoint keys, so real Wan2.1 weights and Reel's own small
+//! models load through the same code.
+
+mod error;
+pub mod layers;
+pub mod loading;
+pub mod wan;
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+pub use error::{ModelError, Result};
+
+/// Loads a Wan transformer from a diffusers component folder (or a model folder's `transformer/`).
+pub fn load_wan_transformer(dir: &Path, dtype: DType, device: &Device) -> Result<wan::WanTransformer3DModel> {
+    let dir = loading::resolve_component(dir, "transformer");
+    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
+    let config: wan::WanTransformerConfig = serde_json::from_value(config).map_err(|e| ModelError::InvalidFile {
+        what: "transformer config",
+        path: dir.join("config.json"),
+        reason: e.to_string(),
+    })?;
+    config.validate().map_err(ModelError::Config)?;
+    wan::WanTransformer3DModel::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
+}

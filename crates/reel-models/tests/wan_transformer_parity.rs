@@ -1,0 +1,138 @@
+//! The Wan transformer against diffusers (fixtures from `tools/reference/wan_transformer.py`):
+//! output within 1e-4 of the output's scale. `REEL_WAN_FIXTURES=DIR` checks another
+//! fixture directory made by the same script (other configs).
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use reel_models::wan::{SelfAttentionExtras, WanInput};
+
+fn fixture_dir() -> PathBuf {
+    std::env::var_os("REEL_WAN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_transformer"))
+}
+
+fn cases() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".io.safetensors").map(String::from))
+        .collect();
+    names.sort();
+    names
+}
+
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn matches_diffusers_on_every_fixture_config() {
+    let names = cases();
+    assert!(names.len() >= 2, "fixtures missing in {}", fixture_dir().display());
+    for name in names {
+        let dir = fixture_dir();
+        let io = candle_core::safetensors::load(dir.join(format!("{name}.io.safetensors")), &Device::Cpu).unwrap();
+        let model = reel_models::load_wan_transformer(&dir.join(&name), DType::F32, &Device::Cpu).unwrap();
+        let input = WanInput {
+            hidden_states: &io["hidden_states"],
+            timestep: &io["timestep"],
+            encoder_hidden_states: &io["encoder_hidden_states"],
+            fps: None,
+            frame_offset: 0,
+        };
+        let out = model.forward(&input).unwrap();
+        let want = &io["sample"];
+        assert_eq!(out.dims(), want.dims(), "{name}");
+        let err = max_abs(&(&out - want).unwrap());
+        let scale = max_abs(want);
+        eprintln!("{name}: max error {err:e} at output scale {scale:.3}");
+        assert!(err <= 1e-4 * scale, "{name}: error {err:e} > 1e-4 × {scale}");
+    }
+}
+
+#[test]
+fn bf16_weights_load_and_are_upcast() {
+    let dir = fixture_dir().join("tiny_a");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("transformer");
+    std::fs::create_dir(&t).unwrap();
+    std::fs::copy(dir.join("transformer/config.json"), t.join("config.json")).unwrap();
+    let tensors = candle_core::safetensors::load(dir.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let bf16: std::collections::HashMap<String, Tensor> = tensors.into_iter().map(|(k, v)| (k, v.to_dtype(DType::BF16).unwrap())).collect();
+    candle_core::safetensors::save(&bf16, t.join("diffusion_pytorch_model.safetensors")).unwrap();
+    let io = candle_core::safetensors::load(fixture_dir().join("tiny_a.io.safetensors"), &Device::Cpu).unwrap();
+    let model = reel_models::load_wan_transformer(tmp.path().join("transformer").as_path(), DType::F32, &Device::Cpu).unwrap();
+    let input = WanInput { hidden_states: &io["hidden_states"], timestep: &io["timestep"], encoder_hidden_states: &io["encoder_hidden_states"], fps: None, frame_offset: 0 };
+    let out = model.forward(&input).unwrap();
+    assert_eq!(out.dtype(), DType::F32);
+    // bf16 weights keep ~3 significant digits: close to, not equal to, the f32 result.
+    let rel = max_abs(&(&out - &io["sample"]).unwrap()) / max_abs(&io["sample"]);
+    assert!(rel < 0.1, "bf16 weights drifted by {rel}");
+}
+
+#[test]
+fn missing_and_misshaped_weights_are_named() {
+    let src = fixture_dir().join("tiny_a/transformer");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), tmp.path().join("config.json")).unwrap();
+    let mut tensors = candle_core::safetensors::load(src.join("diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    tensors.remove("blocks.1.attn2.to_k.weight");
+    candle_core::safetensors::save(&tensors, tmp.path().join("diffusion_pytorch_model.safetensors")).unwrap();
+    let err = reel_models::load_wan_transformer(tmp.path(), DType::F32, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("blocks.1.attn2.to_k.weight"), "{err}");
+
+    tensors.insert("blocks.1.attn2.to_k.weight".into(), Tensor::zeros((36, 35), DType::F32, &Device::Cpu).unwrap());
+    candle_core::safetensors::save(&tensors, tmp.path().join("diffusion_pytorch_model.safetensors")).unwrap();
+    let err = reel_models::load_wan_transformer(tmp.path(), DType::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("blocks.1.attn2.to_k.weight") && err.contains("shape"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), empty.path().join("config.json")).unwrap();
+    let err = reel_models::load_wan_transformer(empty.path(), DType::F32, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, reel_models::ModelError::NoWeights { .. }), "{err}");
+}
+
+#[test]
+fn self_attention_extras_and_offsets_reduce_to_the_plain_result() {
+    let dir = fixture_dir();
+    let model = reel_models::load_wan_transformer(&dir.join("tiny_a"), DType::F32, &Device::Cpu).unwrap();
+    let dev = Device::Cpu;
+    let attn = model.blocks()[0].self_attention();
+    let x = Tensor::randn(0f32, 1.0, (1, 2 * 2 * 3, 36), &dev).unwrap();
+    let grid = reel_models::layers::rope::GridPositions { frames: 2, height: 2, width: 3, frame_offset: 0 };
+    let rope = reel_models::layers::rope::wan_rope_tables(12, grid, &dev).unwrap();
+    let plain = attn.forward_self(&x, &rope, None).unwrap();
+
+    // Appending keys that are masked out changes nothing.
+    let extra_k = Tensor::randn(0f32, 1.0, (1, 3, 5, 12), &dev).unwrap();
+    let extra_v = Tensor::randn(0f32, 1.0, (1, 3, 5, 12), &dev).unwrap();
+    let mut bias = vec![0f32; 12 + 5];
+    bias[12..].iter_mut().for_each(|b| *b = f32::NEG_INFINITY);
+    let extras = SelfAttentionExtras { key: extra_k, value: extra_v, bias: Some(Tensor::from_vec(bias, (1, 1, 1, 17), &dev).unwrap()) };
+    let masked = attn.forward_self(&x, &rope, Some(&extras)).unwrap();
+    assert!(max_abs(&(&plain - &masked).unwrap()) < 1e-5);
+
+    // Splitting a video in two clips: the second clip's queries over its own keys plus the
+    // first clip's keys (at their own positions) equal full attention for those queries.
+    let (_, k, v) = attn.self_qkv(&x, &rope).unwrap();
+    let first = SelfAttentionExtras { key: k.narrow(2, 0, 6).unwrap(), value: v.narrow(2, 0, 6).unwrap(), bias: None };
+    let second_x = x.narrow(1, 6, 6).unwrap();
+    let second_grid = reel_models::layers::rope::GridPositions { frames: 1, height: 2, width: 3, frame_offset: 1 };
+    let second_rope = reel_models::layers::rope::wan_rope_tables(12, second_grid, &dev).unwrap();
+    let clip = attn.forward_self(&second_x, &second_rope, Some(&first)).unwrap();
+    let full_rows = plain.narrow(1, 6, 6).unwrap();
+    assert!(max_abs(&(&clip - &full_rows).unwrap()) < 1e-5, "clip attention with the other clip's keys = full attention");
+}
+
+#[test]
+fn bad_inputs_name_the_tensor_and_shape() {
+    let model = reel_models::load_wan_transformer(&fixture_dir().join("tiny_a"), DType::F32, &Device::Cpu).unwrap();
+    let dev = Device::Cpu;
+    let hidden = Tensor::zeros((1, 4, 3, 5, 6), DType::F32, &dev).unwrap();
+    let t = Tensor::zeros(1, DType::F32, &dev).unwrap();
+    let text = Tensor::zeros((1, 3, 20), DType::F32, &dev).unwrap();
+    let input = WanInput { hidden_states: &hidden, timestep: &t, encoder_hidden_states: &text, fps: None, frame_offset: 0 };
+    let err = model.forward(&input).unwrap_err().to_string();
+    assert!(err.contains("hidden_states: expected [B, 4, F, H, W]") && err.contains("[1, 4, 3, 5, 6]"), "{err}");
+}
