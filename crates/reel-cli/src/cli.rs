@@ -31,9 +31,50 @@ pub enum Command {
     /// Make and inspect data sets (Shapes World).
     #[command(subcommand)]
     Data(DataCommand),
+    /// Inspect and run models in the diffusers layout.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Measure speed and memory.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// Which part of a model `reel model run` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ComponentArg {
+    /// Inputs `hidden_states`, `timestep`, `encoder_hidden_states` (and `fps` if conditioned); output `sample`.
+    Transformer,
+    /// Input `sample`; outputs `mean`, `logvar` (not available yet).
+    VaeEncode,
+    /// Input `latents`; output `sample` (not available yet).
+    VaeDecode,
+    /// Inputs `input_ids`, `attention_mask`; output `last_hidden_state` (not available yet).
+    TextEncoder,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// List a model's components, classes, parameter counts and dtypes.
+    Info {
+        /// A model folder (model_index.json) or one component folder.
+        dir: PathBuf,
+        /// Print JSON (with every component's config) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one component on tensors from a safetensors file and write its outputs.
+    Run {
+        /// A model folder or one component folder.
+        dir: PathBuf,
+        #[arg(long, value_enum)]
+        component: ComponentArg,
+        /// Input tensors (safetensors).
+        #[arg(long)]
+        inputs: PathBuf,
+        /// Where to write the output tensors (safetensors).
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,7 @@ use reel_data::{ShapesWorld, SynthOptions, WorldConfig};
 use reel_media::{EncodeOptions, Frame, VideoFormat, VideoSpec, VideoWriter};
 use serde_json::json;
 
-use crate::cli::{BenchCommand, Cli, Command, DataCommand, VideoCommand, WorldArgs};
+use crate::cli::{BenchCommand, Cli, Command, ComponentArg, DataCommand, ModelCommand, VideoCommand, WorldArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
@@ -27,6 +27,8 @@ pub fn run(cli: Cli) -> Result<()> {
             data_synth(&out, &options, quiet)
         }
         Command::Data(DataCommand::Samples { count, start, world }) => data_samples(&world, start, count),
+        Command::Model(ModelCommand::Info { dir, json }) => model_info(&dir, json),
+        Command::Model(ModelCommand::Run { dir, component, inputs, output }) => model_run(&dir, component, &inputs, &output),
         Command::Bench(BenchCommand::Video { out, format, frames, width, height, fps, keep }) => {
             bench_video(&out, format.map(Into::into), frames, VideoSpec::new(width, height, fps)?, keep)
         }
@@ -73,6 +75,68 @@ fn video_sheet(file: &Path, out: &Path, columns: usize, every: u64) -> Result<()
     let sheet = reel_media::contact_sheet(&frames, columns, 2).context("the video has no frames")?;
     reel_media::write_png(out, &sheet).with_context(|| format!("writing '{}'", out.display()))?;
     println!("{}", out.display());
+    Ok(())
+}
+
+fn model_info(dir: &Path, as_json: bool) -> Result<()> {
+    let info = reel_models::inspect::inspect(dir)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    println!("path:     {}", info.path.display());
+    if let Some(p) = &info.pipeline {
+        println!("pipeline: {p}");
+    }
+    println!("{:<14} {:<28} {:>14} {:>8}  dtypes", "component", "class", "parameters", "tensors");
+    for c in &info.components {
+        let dtypes: Vec<String> = c.dtypes.keys().cloned().collect();
+        println!(
+            "{:<14} {:<28} {:>14} {:>8}  {}",
+            c.name,
+            c.class_name.as_deref().unwrap_or("-"),
+            c.parameters,
+            c.tensors,
+            if dtypes.is_empty() { "-".to_string() } else { dtypes.join(",") }
+        );
+    }
+    Ok(())
+}
+
+fn model_run(dir: &Path, component: ComponentArg, inputs: &Path, output: &Path) -> Result<()> {
+    use candle_core::{DType, Device};
+    let device = Device::Cpu;
+    if !inputs.is_file() {
+        anyhow::bail!("input file '{}' does not exist", inputs.display());
+    }
+    let tensors = candle_core::safetensors::load(inputs, &device).with_context(|| format!("reading inputs '{}'", inputs.display()))?;
+    let need = |name: &str| {
+        tensors.get(name).with_context(|| {
+            let mut have: Vec<&String> = tensors.keys().collect();
+            have.sort();
+            format!("'{}' has no tensor '{name}' (it has: {have:?})", inputs.display())
+        })
+    };
+    let started = Instant::now();
+    let outputs: std::collections::HashMap<String, candle_core::Tensor> = match component {
+        ComponentArg::Transformer => {
+            let model = reel_models::load_wan_transformer(dir, DType::F32, &device)?;
+            let input = reel_models::wan::WanInput {
+                hidden_states: need("hidden_states")?,
+                timestep: need("timestep")?,
+                encoder_hidden_states: need("encoder_hidden_states")?,
+                fps: tensors.get("fps"),
+                frame_offset: 0,
+            };
+            [("sample".to_string(), model.forward(&input).context("running the transformer")?)].into()
+        }
+        other => anyhow::bail!("component {other:?} is not available in this version of reel yet (available: transformer)"),
+    };
+    let temp = output.with_file_name(format!(".{}.reel-tmp-{}", output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
+    candle_core::safetensors::save(&outputs, &temp).with_context(|| format!("writing '{}'", output.display()))?;
+    std::fs::rename(&temp, output).with_context(|| format!("writing '{}'", output.display()))?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "model run done");
+    println!("{}", output.display());
     Ok(())
 }
 

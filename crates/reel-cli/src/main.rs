@@ -27,6 +27,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             m.hint()
         } else if let Some(d) = e.downcast_ref::<reel_data::DataError>() {
             d.hint()
+        } else if let Some(m) = e.downcast_ref::<reel_models::ModelError>() {
+            m.hint()
         } else {
             None
         }

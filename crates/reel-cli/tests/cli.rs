@@ -202,3 +202,59 @@ fn ctrl_c_stops_cleanly_and_leaves_nothing() {
     assert_eq!(status.code(), Some(130));
     assert_eq!(entries(dir.path()), 0, "an interrupted write removes its temporary");
 }
+
+fn wan_fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../reel-models/tests/fixtures/wan_transformer")
+}
+
+#[test]
+fn model_info_lists_components_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = reel(&["model", "info", wan_fixtures().join("tiny_a").to_str().unwrap(), "--json"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["components"][0];
+    assert_eq!(c["name"], "transformer");
+    assert_eq!(c["class_name"], "WanTransformer3DModel");
+    assert!(c["parameters"].as_u64().unwrap() > 10_000);
+    assert_eq!(c["config"]["num_attention_heads"], 3);
+}
+
+#[test]
+fn model_run_reproduces_the_reference_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = wan_fixtures();
+    let o = reel(
+        &["model", "run", f.join("tiny_b").to_str().unwrap(), "--component", "transformer", "--inputs", f.join("tiny_b.io.safetensors").to_str().unwrap(), "--output", "out.safetensors"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dev = candle_core::Device::Cpu;
+    let got = candle_core::safetensors::load(dir.path().join("out.safetensors"), &dev).unwrap();
+    let want = candle_core::safetensors::load(f.join("tiny_b.io.safetensors"), &dev).unwrap();
+    let diff = (&got["sample"] - &want["sample"]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-4, "{diff}");
+}
+
+#[test]
+fn model_errors_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = wan_fixtures();
+    let model = f.join("tiny_a");
+    let model = model.to_str().unwrap();
+    // Inputs lacking a tensor.
+    let dev = candle_core::Device::Cpu;
+    let only = [("hidden_states".to_string(), candle_core::Tensor::zeros((1, 4, 1, 2, 2), candle_core::DType::F32, &dev).unwrap())].into_iter().collect::<std::collections::HashMap<_, _>>();
+    candle_core::safetensors::save(&only, dir.path().join("in.safetensors")).unwrap();
+    let o = reel(&["model", "run", model, "--component", "transformer", "--inputs", "in.safetensors", "--output", "o.safetensors"], dir.path());
+    assert_clean_error(&o, "has no tensor 'timestep'", false);
+    let o = reel(&["model", "run", model, "--component", "vae-decode", "--inputs", "in.safetensors", "--output", "o.safetensors"], dir.path());
+    assert_clean_error(&o, "not available in this version", false);
+    let o = reel(&["model", "info", "no-such-model"], dir.path());
+    assert_clean_error(&o, "no-such-model", false);
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    std::fs::write(dir.path().join("empty/config.json"), "{}").unwrap();
+    let o = reel(&["model", "info", "empty"], dir.path());
+    assert_clean_error(&o, "holds no weights", true);
+    assert!(!dir.path().join("o.safetensors").exists());
+}

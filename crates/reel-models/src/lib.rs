@@ -8,6 +8,7 @@
 
 mod error;
 pub mod layers;
+pub mod inspect;
 pub mod loading;
 pub mod wan;
 
