@@ -44,9 +44,9 @@ pub enum Command {
 pub enum ComponentArg {
     /// Inputs `hidden_states`, `timestep`, `encoder_hidden_states` (and `fps` if conditioned); output `sample`.
     Transformer,
-    /// Input `sample`; outputs `mean`, `logvar` (not available yet).
+    /// Input `sample` (`[B, 3, 4k+1, H, W]` in [-1, 1]); outputs `mean`, `logvar`.
     VaeEncode,
-    /// Input `latents`; output `sample` (not available yet).
+    /// Input `latents` (as the VAE produces them, before normalisation); output `sample`.
     VaeDecode,
     /// Inputs `input_ids`, `attention_mask`; output `last_hidden_state` (not available yet).
     TextEncoder,

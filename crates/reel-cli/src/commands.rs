@@ -130,7 +130,16 @@ fn model_run(dir: &Path, component: ComponentArg, inputs: &Path, output: &Path) 
             };
             [("sample".to_string(), model.forward(&input).context("running the transformer")?)].into()
         }
-        other => anyhow::bail!("component {other:?} is not available in this version of reel yet (available: transformer)"),
+        ComponentArg::VaeEncode => {
+            let vae = reel_models::load_wan_vae(dir, DType::F32, &device)?;
+            let posterior = vae.encode(need("sample")?).context("encoding with the VAE")?;
+            [("mean".to_string(), posterior.mean), ("logvar".to_string(), posterior.logvar)].into()
+        }
+        ComponentArg::VaeDecode => {
+            let vae = reel_models::load_wan_vae(dir, DType::F32, &device)?;
+            [("sample".to_string(), vae.decode(need("latents")?).context("decoding with the VAE")?)].into()
+        }
+        other => anyhow::bail!("component {other:?} is not available in this version of reel yet (available: transformer, vae-encode, vae-decode)"),
     };
     let temp = output.with_file_name(format!(".{}.reel-tmp-{}", output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
     candle_core::safetensors::save(&outputs, &temp).with_context(|| format!("writing '{}'", output.display()))?;

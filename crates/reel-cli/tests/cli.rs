@@ -248,7 +248,7 @@ fn model_errors_name_what_is_wrong() {
     candle_core::safetensors::save(&only, dir.path().join("in.safetensors")).unwrap();
     let o = reel(&["model", "run", model, "--component", "transformer", "--inputs", "in.safetensors", "--output", "o.safetensors"], dir.path());
     assert_clean_error(&o, "has no tensor 'timestep'", false);
-    let o = reel(&["model", "run", model, "--component", "vae-decode", "--inputs", "in.safetensors", "--output", "o.safetensors"], dir.path());
+    let o = reel(&["model", "run", model, "--component", "text-encoder", "--inputs", "in.safetensors", "--output", "o.safetensors"], dir.path());
     assert_clean_error(&o, "not available in this version", false);
     let o = reel(&["model", "info", "no-such-model"], dir.path());
     assert_clean_error(&o, "no-such-model", false);
@@ -257,4 +257,20 @@ fn model_errors_name_what_is_wrong() {
     let o = reel(&["model", "info", "empty"], dir.path());
     assert_clean_error(&o, "holds no weights", true);
     assert!(!dir.path().join("o.safetensors").exists());
+}
+
+#[test]
+fn model_run_vae_decode_reproduces_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reel-models/tests/fixtures/wan_vae");
+    let o = reel(
+        &["model", "run", f.join("tiny_a").to_str().unwrap(), "--component", "vae-decode", "--inputs", f.join("tiny_a.io.safetensors").to_str().unwrap(), "--output", "out.safetensors"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dev = candle_core::Device::Cpu;
+    let got = candle_core::safetensors::load(dir.path().join("out.safetensors"), &dev).unwrap();
+    let want = candle_core::safetensors::load(f.join("tiny_a.io.safetensors"), &dev).unwrap();
+    let diff = (&got["sample"] - &want["decoded"]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-3, "{diff}");
 }

@@ -1,6 +1,7 @@
 //! # reel-models — Reel's models on candle
 //!
-//! The Wan2.1 diffusion transformer ([`wan::WanTransformer3DModel`]), shared
+//! The Wan2.1 diffusion transformer ([`wan::WanTransformer3DModel`]) and causal
+//! VAE ([`wan::AutoencoderKLWan`]), shared
 //! layers (attention that stays bounded in memory, norms, embeddings, 3-D
 //! RoPE), and loading of the diffusers directory layout. Weight names are the
 //! diffusers checkpoint keys, so real Wan2.1 weights and Reel's own small
@@ -29,4 +30,17 @@ pub fn load_wan_transformer(dir: &Path, dtype: DType, device: &Device) -> Result
     })?;
     config.validate().map_err(ModelError::Config)?;
     wan::WanTransformer3DModel::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
+}
+
+/// Loads a Wan VAE from a diffusers component folder (or a model folder's `vae/`).
+pub fn load_wan_vae(dir: &Path, dtype: DType, device: &Device) -> Result<wan::AutoencoderKLWan> {
+    let dir = loading::resolve_component(dir, "vae");
+    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
+    let config: wan::WanVaeConfig = serde_json::from_value(config).map_err(|e| ModelError::InvalidFile {
+        what: "vae config",
+        path: dir.join("config.json"),
+        reason: e.to_string(),
+    })?;
+    config.validate().map_err(ModelError::Config)?;
+    wan::AutoencoderKLWan::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
 }

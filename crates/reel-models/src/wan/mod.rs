@@ -3,5 +3,7 @@
 //! config keys are diffusers' (`WanTransformer3DModel`).
 
 pub mod transformer;
+pub mod vae;
 
 pub use transformer::{SelfAttentionExtras, WanInput, WanTransformer3DModel, WanTransformerConfig};
+pub use vae::{AutoencoderKLWan, LatentDistribution, Tiling, WanVaeConfig};
