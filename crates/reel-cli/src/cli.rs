@@ -48,7 +48,7 @@ pub enum ComponentArg {
     VaeEncode,
     /// Input `latents` (as the VAE produces them, before normalisation); output `sample`.
     VaeDecode,
-    /// Inputs `input_ids`, `attention_mask`; output `last_hidden_state` (not available yet).
+    /// Inputs `input_ids`, `attention_mask` (optional: all ones); output `last_hidden_state`.
     TextEncoder,
 }
 

@@ -139,7 +139,15 @@ fn model_run(dir: &Path, component: ComponentArg, inputs: &Path, output: &Path) 
             let vae = reel_models::load_wan_vae(dir, DType::F32, &device)?;
             [("sample".to_string(), vae.decode(need("latents")?).context("decoding with the VAE")?)].into()
         }
-        other => anyhow::bail!("component {other:?} is not available in this version of reel yet (available: transformer, vae-encode, vae-decode)"),
+        ComponentArg::TextEncoder => {
+            let encoder = reel_models::load_text_encoder(dir, DType::F32, &device)?;
+            let ids = need("input_ids")?;
+            let mask = match tensors.get("attention_mask") {
+                Some(m) => m.clone(),
+                None => candle_core::Tensor::ones(ids.dims(), DType::U32, &device)?,
+            };
+            [("last_hidden_state".to_string(), encoder.encode(ids, &mask).context("running the text encoder")?)].into()
+        }
     };
     let temp = output.with_file_name(format!(".{}.reel-tmp-{}", output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
     candle_core::safetensors::save(&outputs, &temp).with_context(|| format!("writing '{}'", output.display()))?;

@@ -249,7 +249,7 @@ fn model_errors_name_what_is_wrong() {
     let o = reel(&["model", "run", model, "--component", "transformer", "--inputs", "in.safetensors", "--output", "o.safetensors"], dir.path());
     assert_clean_error(&o, "has no tensor 'timestep'", false);
     let o = reel(&["model", "run", model, "--component", "text-encoder", "--inputs", "in.safetensors", "--output", "o.safetensors"], dir.path());
-    assert_clean_error(&o, "not available in this version", false);
+    assert_clean_error(&o, "has no text_encoder", true);
     let o = reel(&["model", "info", "no-such-model"], dir.path());
     assert_clean_error(&o, "no-such-model", false);
     std::fs::create_dir(dir.path().join("empty")).unwrap();
@@ -273,4 +273,20 @@ fn model_run_vae_decode_reproduces_the_reference() {
     let want = candle_core::safetensors::load(f.join("tiny_a.io.safetensors"), &dev).unwrap();
     let diff = (&got["sample"] - &want["decoded"]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-3, "{diff}");
+}
+
+#[test]
+fn model_run_text_encoder_reproduces_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reel-models/tests/fixtures/text_encoders");
+    let o = reel(
+        &["model", "run", f.join("umt5_tiny").to_str().unwrap(), "--component", "text-encoder", "--inputs", f.join("umt5_tiny.io.safetensors").to_str().unwrap(), "--output", "out.safetensors"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dev = candle_core::Device::Cpu;
+    let got = candle_core::safetensors::load(dir.path().join("out.safetensors"), &dev).unwrap();
+    let want = candle_core::safetensors::load(f.join("umt5_tiny.io.safetensors"), &dev).unwrap();
+    let diff = (&got["last_hidden_state"] - &want["last_hidden_state"]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-4, "{diff}");
 }

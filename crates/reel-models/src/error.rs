@@ -16,6 +16,9 @@ pub enum ModelError {
     #[error("'{}' holds no weights (no *.safetensors or *.safetensors.index.json)", path.display())]
     NoWeights { path: PathBuf },
 
+    #[error("'{}' has no {component} (neither {component}/config.json nor config.json)", path.display())]
+    MissingComponent { path: PathBuf, component: String },
+
     #[error("weights in '{}' do not fit the config: {reason}", path.display())]
     Weights { path: PathBuf, reason: String },
 
@@ -30,6 +33,7 @@ impl ModelError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::NoWeights { .. } => Some("point at a diffusers component folder (config.json + *.safetensors) or a model folder with model_index.json".into()),
+            Self::MissingComponent { .. } => Some("point at a model folder that has this component, or at the component folder itself".into()),
             Self::Weights { .. } => Some("the config.json and the safetensors must come from the same model".into()),
             _ => None,
         }

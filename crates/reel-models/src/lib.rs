@@ -11,6 +11,7 @@ mod error;
 pub mod layers;
 pub mod inspect;
 pub mod loading;
+pub mod text;
 pub mod wan;
 
 use std::path::Path;
@@ -21,7 +22,7 @@ pub use error::{ModelError, Result};
 
 /// Loads a Wan transformer from a diffusers component folder (or a model folder's `transformer/`).
 pub fn load_wan_transformer(dir: &Path, dtype: DType, device: &Device) -> Result<wan::WanTransformer3DModel> {
-    let dir = loading::resolve_component(dir, "transformer");
+    let dir = loading::resolve_component(dir, "transformer")?;
     let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
     let config: wan::WanTransformerConfig = serde_json::from_value(config).map_err(|e| ModelError::InvalidFile {
         what: "transformer config",
@@ -34,7 +35,7 @@ pub fn load_wan_transformer(dir: &Path, dtype: DType, device: &Device) -> Result
 
 /// Loads a Wan VAE from a diffusers component folder (or a model folder's `vae/`).
 pub fn load_wan_vae(dir: &Path, dtype: DType, device: &Device) -> Result<wan::AutoencoderKLWan> {
-    let dir = loading::resolve_component(dir, "vae");
+    let dir = loading::resolve_component(dir, "vae")?;
     let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
     let config: wan::WanVaeConfig = serde_json::from_value(config).map_err(|e| ModelError::InvalidFile {
         what: "vae config",
@@ -43,4 +44,30 @@ pub fn load_wan_vae(dir: &Path, dtype: DType, device: &Device) -> Result<wan::Au
     })?;
     config.validate().map_err(ModelError::Config)?;
     wan::AutoencoderKLWan::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
+}
+
+/// Loads a text encoder from a component folder (or a model folder's `text_encoder/`),
+/// choosing the architecture from its `config.json` (`model_type` t5, umt5 or bert).
+pub fn load_text_encoder(dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn text::TextEncoder>> {
+    let dir = loading::resolve_component(dir, "text_encoder")?;
+    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
+    let bad = |e: serde_json::Error| ModelError::InvalidFile { what: "text encoder config", path: dir.join("config.json"), reason: e.to_string() };
+    let model_type = config["model_type"].as_str().unwrap_or_default().to_string();
+    let encoder: Box<dyn text::TextEncoder> = match model_type.as_str() {
+        "t5" | "umt5" | "mt5" => {
+            let cfg: text::t5::T5Config = serde_json::from_value(config).map_err(bad)?;
+            Box::new(text::t5::T5Encoder::new(&cfg, vb).map_err(|e| loading::weights_error(&dir, e))?)
+        }
+        "bert" => {
+            let cfg: text::bert::BertConfig = serde_json::from_value(config).map_err(bad)?;
+            Box::new(text::bert::BertEncoder::new(&cfg, vb).map_err(|e| loading::weights_error(&dir, e))?)
+        }
+        other => {
+            return Err(ModelError::Config(format!(
+                "text encoder model_type '{other}' in '{}' is not supported (t5, umt5, mt5, bert)",
+                dir.join("config.json").display()
+            )))
+        }
+    };
+    Ok(encoder)
 }

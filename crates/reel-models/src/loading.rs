@@ -18,13 +18,17 @@ pub struct ComponentFiles {
     pub weights: Vec<PathBuf>,
 }
 
-/// `dir/name` when `dir` is a whole model (has `model_index.json`, or a `name/config.json`),
-/// else `dir` itself (a component folder).
-pub fn resolve_component(dir: &Path, name: &str) -> PathBuf {
-    if dir.join("model_index.json").is_file() || dir.join(name).join("config.json").is_file() {
-        dir.join(name)
+/// The folder of component `name`: `dir/name` when it exists (a whole model folder),
+/// else `dir` itself when it is a component folder (has `config.json`).
+pub fn resolve_component(dir: &Path, name: &str) -> Result<PathBuf> {
+    if dir.join(name).join("config.json").is_file() {
+        Ok(dir.join(name))
+    } else if dir.join("config.json").is_file() {
+        Ok(dir.to_path_buf())
+    } else if !dir.is_dir() {
+        Err(ModelError::Io { path: dir.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory") })
     } else {
-        dir.to_path_buf()
+        Err(ModelError::MissingComponent { path: dir.to_path_buf(), component: name.to_string() })
     }
 }
 
