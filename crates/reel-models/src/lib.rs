@@ -47,7 +47,7 @@ pub fn load_wan_vae(dir: &Path, dtype: DType, device: &Device) -> Result<wan::Au
 }
 
 /// Loads a text encoder from a component folder (or a model folder's `text_encoder/`),
-/// choosing the architecture from its `config.json` (`model_type` t5, umt5 or bert).
+/// choosing the architecture from its `config.json` (`model_type` t5, umt5, mt5, bert or reel-text).
 pub fn load_text_encoder(dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn text::TextEncoder>> {
     let dir = loading::resolve_component(dir, "text_encoder")?;
     let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
@@ -58,13 +58,17 @@ pub fn load_text_encoder(dir: &Path, dtype: DType, device: &Device) -> Result<Bo
             let cfg: text::t5::T5Config = serde_json::from_value(config).map_err(bad)?;
             Box::new(text::t5::T5Encoder::new(&cfg, vb).map_err(|e| loading::weights_error(&dir, e))?)
         }
+        "reel-text" => {
+            let cfg: text::reel_text::ReelTextConfig = serde_json::from_value(config).map_err(bad)?;
+            Box::new(text::reel_text::ReelTextEncoder::new(&cfg, vb).map_err(|e| loading::weights_error(&dir, e))?)
+        }
         "bert" => {
             let cfg: text::bert::BertConfig = serde_json::from_value(config).map_err(bad)?;
             Box::new(text::bert::BertEncoder::new(&cfg, vb).map_err(|e| loading::weights_error(&dir, e))?)
         }
         other => {
             return Err(ModelError::Config(format!(
-                "text encoder model_type '{other}' in '{}' is not supported (t5, umt5, mt5, bert)",
+                "text encoder model_type '{other}' in '{}' is not supported (t5, umt5, mt5, bert, reel-text)",
                 dir.join("config.json").display()
             )))
         }

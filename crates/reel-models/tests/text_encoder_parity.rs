@@ -35,5 +35,5 @@ fn unknown_model_types_are_refused_by_name() {
     std::fs::copy(src.join("model.safetensors"), tmp.path().join("model.safetensors")).unwrap();
     std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
     let err = reel_models::load_text_encoder(tmp.path(), DType::F32, &Device::Cpu).err().unwrap().to_string();
-    assert!(err.contains("'llama'") && err.contains("t5, umt5, mt5, bert"), "{err}");
+    assert!(err.contains("'llama'") && err.contains("t5, umt5, mt5, bert, reel-text"), "{err}");
 }
