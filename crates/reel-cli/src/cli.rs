@@ -209,8 +209,49 @@ pub enum DataCommand {
     },
 }
 
+/// What a model benchmark runs on.
+#[derive(Debug, Args)]
+pub struct ModelBenchArgs {
+    /// A model or component folder; without it, `--config` with random weights.
+    pub dir: Option<PathBuf>,
+    /// A component config.json to build with random weights (when no DIR is given).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Video frames (4k+1); the latent has 1 + (frames − 1)/4.
+    #[arg(long, default_value_t = 17)]
+    pub frames: usize,
+    #[arg(long, default_value_t = 64)]
+    pub height: usize,
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed runs after one warm-up run.
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
+    /// Skip the warm-up run (for very long runs).
+    #[arg(long)]
+    pub no_warmup: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Time transformer forward passes and report peak memory (JSON on stdout).
+    Transformer {
+        #[command(flatten)]
+        model: ModelBenchArgs,
+        /// Text tokens per prompt.
+        #[arg(long, default_value_t = 32)]
+        text_len: usize,
+    },
+    /// Time VAE decoding (or encoding) and report peak memory (JSON on stdout).
+    Vae {
+        #[command(flatten)]
+        model: ModelBenchArgs,
+        /// Encode pixels instead of decoding latents.
+        #[arg(long)]
+        encode: bool,
+    },
     /// Write a long synthetic video and report speed and peak memory (JSON on stdout).
     Video {
         /// Output file; its extension picks the format unless --format is given.

@@ -29,6 +29,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCommand::Samples { count, start, world }) => data_samples(&world, start, count),
         Command::Model(ModelCommand::Info { dir, json }) => model_info(&dir, json),
         Command::Model(ModelCommand::Run { dir, component, inputs, output }) => model_run(&dir, component, &inputs, &output),
+        Command::Bench(BenchCommand::Transformer { model, text_len }) => crate::bench::transformer(&model, text_len),
+        Command::Bench(BenchCommand::Vae { model, encode }) => crate::bench::vae(&model, encode),
         Command::Bench(BenchCommand::Video { out, format, frames, width, height, fps, keep }) => {
             bench_video(&out, format.map(Into::into), frames, VideoSpec::new(width, height, fps)?, keep)
         }
@@ -177,7 +179,7 @@ fn data_samples(world: &WorldArgs, start: u64, count: u64) -> Result<()> {
 }
 
 /// Peak resident memory of this process so far, in bytes (Linux; `None` elsewhere).
-fn peak_rss() -> Option<u64> {
+pub(crate) fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

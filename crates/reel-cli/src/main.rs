@@ -1,5 +1,6 @@
 //! `reel`: the Reel command-line tool. Run `reel --help`.
 
+mod bench;
 mod cli;
 mod commands;
 

@@ -7,6 +7,9 @@
 //! diffusers checkpoint keys, so real Wan2.1 weights and Reel's own small
 //! models load through the same code.
 
+// Enables gemm's AVX-512 kernels for candle through feature unification (see Cargo.toml).
+use gemm as _;
+
 mod error;
 pub mod layers;
 pub mod inspect;

@@ -54,7 +54,7 @@ impl TextProjection {
 
 impl Module for TextProjection {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.linear_2.forward(&self.linear_1.forward(x)?.gelu()?)
+        self.linear_2.forward(&crate::layers::fast_math::gelu_tanh(&self.linear_1.forward(x)?)?)
     }
 }
 

@@ -126,7 +126,7 @@ impl ReelTextEncoder {
             let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
             let ctx = attention(&q, &k, &v, Some(&bias))?.transpose(1, 2)?.reshape((b, l, heads * d))?;
             x = (&x + layer.out.forward(&ctx)?)?;
-            x = (&x + layer.fc2.forward(&layer.fc1.forward(&layer.norm2.forward(&x)?)?.gelu()?)?)?;
+            x = (&x + layer.fc2.forward(&crate::layers::fast_math::gelu_tanh(&layer.fc1.forward(&layer.norm2.forward(&x)?)?)?)?)?;
         }
         self.norm.forward(&x)
     }

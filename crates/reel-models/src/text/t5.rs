@@ -92,7 +92,7 @@ impl Activation {
     fn apply(self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Relu => x.relu(),
-            Self::GeluTanh => x.gelu(),
+            Self::GeluTanh => crate::layers::fast_math::gelu_tanh(x),
         }
     }
 }

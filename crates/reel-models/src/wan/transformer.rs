@@ -10,6 +10,7 @@ use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::attention::attention;
+use crate::layers::fast_math::gelu_tanh;
 use crate::layers::embeddings::{timestep_sinusoids, TextProjection, TimestepEmbedding};
 use crate::layers::norm::{layer_norm, rms_norm};
 use crate::layers::rope::{apply_rope, wan_rope_tables, GridPositions};
@@ -206,7 +207,7 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.proj_out.forward(&self.proj_in.forward(x)?.gelu()?)
+        self.proj_out.forward(&gelu_tanh(&self.proj_in.forward(x)?)?)
     }
 }
 

@@ -8,6 +8,8 @@
 
 use candle_core::{DType, IndexOp, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+
+use crate::layers::conv::{conv2d, conv3d, ConvWeight};
 use serde::{Deserialize, Serialize};
 
 /// Frames each causal convolution remembers.
@@ -153,9 +155,7 @@ fn last_frames(x: &Tensor, n: usize) -> Result<Tensor> {
 /// A Conv3d that pads only in the past (time) and can prepend cached frames instead of zeros.
 #[derive(Clone, Debug)]
 struct CausalConv3d {
-    /// `[out, kt·in, kh, kw]`: the temporal taps stacked along input channels.
-    weight: Tensor,
-    bias: Tensor,
+    weight: ConvWeight,
     kt: usize,
     stride_t: usize,
     /// (time padding before, spatial padding each side).
@@ -168,9 +168,8 @@ impl CausalConv3d {
     fn new(in_c: usize, out_c: usize, kernel: [usize; 3], stride: [usize; 3], padding: [usize; 3], vb: VarBuilder) -> Result<Self> {
         let [kt, kh, kw] = kernel;
         assert!(padding[1] == padding[2] && stride[1] == 1 && stride[2] == 1, "Wan's convolutions are square, spatial stride 1");
-        let weight = vb.get((out_c, in_c, kt, kh, kw), "weight")?;
-        let weight = weight.permute((0, 2, 1, 3, 4))?.reshape((out_c, kt * in_c, kh, kw))?.contiguous()?;
-        Ok(Self { weight, bias: vb.get(out_c, "bias")?, kt, stride_t: stride[0], pad_t: 2 * padding[0], pad_s: padding[1] })
+        let weight = ConvWeight::new(&vb.get((out_c, in_c, kt, kh, kw), "weight")?, Some(vb.get(out_c, "bias")?))?;
+        Ok(Self { weight, kt, stride_t: stride[0], pad_t: 2 * padding[0], pad_s: padding[1] })
     }
 
     fn cubic(in_c: usize, out_c: usize, k: usize, pad: usize, vb: VarBuilder) -> Result<Self> {
@@ -181,7 +180,7 @@ impl CausalConv3d {
     /// `[B, C, T, H, W]` → `[B, out, T', H', W']`.
     fn forward(&self, x: &Tensor, cache: Option<&Tensor>) -> Result<Tensor> {
         let mut pad = self.pad_t;
-        let mut x = x.contiguous()?;
+        let mut x = x.clone();
         if let (Some(c), true) = (cache, self.pad_t > 0) {
             pad -= c.dim(2)?.min(pad);
             x = Tensor::cat(&[c, &x], 2)?;
@@ -189,25 +188,13 @@ impl CausalConv3d {
         if pad > 0 {
             x = x.pad_with_zeros(2, pad, 0)?;
         }
-        let x = x.contiguous()?;
-        let (b, c, t, h, w) = x.dims5()?;
-        if t < self.kt {
-            candle_core::bail!("causal conv: {t} frames for a temporal kernel of {}", self.kt);
+        if self.pad_s > 0 {
+            x = x.pad_with_zeros(3, self.pad_s, self.pad_s)?.pad_with_zeros(4, self.pad_s, self.pad_s)?;
         }
-        let t_out = (t - self.kt) / self.stride_t + 1;
-        // Stack the kt shifted frame sequences along channels: [B, T', kt·C, H, W].
-        let taps = (0..self.kt)
-            .map(|k| {
-                let idx: Vec<u32> = (0..t_out).map(|j| (k + j * self.stride_t) as u32).collect();
-                let idx = Tensor::new(idx.as_slice(), x.device())?;
-                x.index_select(&idx, 2)?.permute((0, 2, 1, 3, 4))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let stacked = Tensor::cat(&taps, 2)?.reshape((b * t_out, self.kt * c, h, w))?;
-        let y = stacked.conv2d(&self.weight, self.pad_s, 1, 1, 1)?;
-        let (_, out_c, ho, wo) = y.dims4()?;
-        let y = y.broadcast_add(&self.bias.reshape((1, out_c, 1, 1))?)?;
-        y.reshape((b, t_out, out_c, ho, wo))?.permute((0, 2, 1, 3, 4))?.contiguous()
+        if x.dim(2)? < self.kt {
+            candle_core::bail!("causal conv: {} frames for a temporal kernel of {}", x.dim(2)?, self.kt);
+        }
+        conv3d(&x, &self.weight, [self.stride_t, 1, 1])
     }
 
     /// Runs with the feature cache: remembers the last two input frames for the next chunk.
@@ -266,19 +253,15 @@ fn batch_to_frames(x: &Tensor, b: usize) -> Result<Tensor> {
 }
 
 #[derive(Clone, Debug)]
-struct Conv2d {
-    weight: Tensor,
-    bias: Tensor,
-}
+struct Conv2d(ConvWeight);
 
 impl Conv2d {
     fn new(in_c: usize, out_c: usize, k: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get((out_c, in_c, k, k), "weight")?, bias: vb.get(out_c, "bias")? })
+        Ok(Self(ConvWeight::new(&vb.get((out_c, in_c, k, k), "weight")?, Some(vb.get(out_c, "bias")?))?))
     }
 
     fn forward(&self, x: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, padding, stride, 1, 1)?;
-        y.broadcast_add(&self.bias.reshape((1, self.bias.dim(0)?, 1, 1))?)
+        conv2d(x, &self.0, padding, stride)
     }
 }
 
