@@ -136,3 +136,64 @@ fn bad_inputs_name_the_tensor_and_shape() {
     let err = model.forward(&input).unwrap_err().to_string();
     assert!(err.contains("hidden_states: expected [B, 4, F, H, W]") && err.contains("[1, 4, 3, 5, 6]"), "{err}");
 }
+
+#[test]
+fn fps_conditioning_starts_neutral_and_then_matters() {
+    use candle_nn::{VarBuilder, VarMap};
+    let dev = Device::Cpu;
+    let cfg = reel_models::wan::WanTransformerConfig {
+        num_attention_heads: 2, attention_head_dim: 12, in_channels: 4, out_channels: Some(4), text_dim: 8, freq_dim: 8,
+        ffn_dim: 16, num_layers: 1, fps_conditioning: true, ..Default::default()
+    };
+    let map = VarMap::new();
+    let model = reel_models::wan::WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let hidden = Tensor::randn(0f32, 1.0, (1, 4, 2, 4, 4), &dev).unwrap();
+    let text = Tensor::randn(0f32, 1.0, (1, 3, 8), &dev).unwrap();
+    let t = Tensor::new(&[400f32], &dev).unwrap();
+    let run = |fps: f32| {
+        let fps = Tensor::new(&[fps], &dev).unwrap();
+        model.forward(&WanInput { hidden_states: &hidden, timestep: &t, encoder_hidden_states: &text, fps: Some(&fps), frame_offset: 0 }).unwrap()
+    };
+    assert_eq!(max_abs(&(run(8.0) - run(24.0)).unwrap()), 0.0, "a fresh fps embedding is zero");
+    // Missing fps is refused for a conditioned model.
+    let err = model.forward(&WanInput { hidden_states: &hidden, timestep: &t, encoder_hidden_states: &text, fps: None, frame_offset: 0 }).unwrap_err();
+    assert!(err.to_string().contains("fps"), "{err}");
+    // Once its output layer is non-zero (as training makes it), the frame rate changes the prediction.
+    let data = map.data().lock().unwrap();
+    let w = data.get("condition_embedder.fps_embedder.linear_2.weight").unwrap();
+    w.set(&Tensor::randn(0f32, 0.5, w.dims(), &dev).unwrap()).unwrap();
+    drop(data);
+    let model = reel_models::wan::WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let run = |fps: f32| {
+        let fps = Tensor::new(&[fps], &dev).unwrap();
+        model.forward(&WanInput { hidden_states: &hidden, timestep: &t, encoder_hidden_states: &text, fps: Some(&fps), frame_offset: 0 }).unwrap()
+    };
+    assert!(max_abs(&(run(8.0) - run(24.0)).unwrap()) > 1e-4);
+}
+
+#[test]
+fn sharded_weights_with_an_index_load_the_same_model() {
+    let src = fixture_dir().join("tiny_a/transformer");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), tmp.path().join("config.json")).unwrap();
+    let tensors = candle_core::safetensors::load(src.join("diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let (mut a, mut b) = (std::collections::HashMap::new(), std::collections::HashMap::new());
+    let mut map = serde_json::Map::new();
+    for (i, (name, t)) in tensors.into_iter().enumerate() {
+        let shard = if i % 2 == 0 { "model-00001-of-00002.safetensors" } else { "model-00002-of-00002.safetensors" };
+        map.insert(name.clone(), serde_json::Value::String(shard.into()));
+        if i % 2 == 0 { a.insert(name, t) } else { b.insert(name, t) };
+    }
+    candle_core::safetensors::save(&a, tmp.path().join("model-00001-of-00002.safetensors")).unwrap();
+    candle_core::safetensors::save(&b, tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(tmp.path().join("diffusion_pytorch_model.safetensors.index.json"), index.to_string()).unwrap();
+    let io = candle_core::safetensors::load(fixture_dir().join("tiny_a.io.safetensors"), &Device::Cpu).unwrap();
+    let model = reel_models::load_wan_transformer(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+    let input = WanInput { hidden_states: &io["hidden_states"], timestep: &io["timestep"], encoder_hidden_states: &io["encoder_hidden_states"], fps: None, frame_offset: 0 };
+    assert!(max_abs(&(model.forward(&input).unwrap() - &io["sample"]).unwrap()) < 1e-4);
+    // A shard the index names but that is missing is reported by name.
+    std::fs::remove_file(tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
+    let err = reel_models::load_wan_transformer(tmp.path(), DType::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("model-00002-of-00002.safetensors") && err.contains("missing"), "{err}");
+}

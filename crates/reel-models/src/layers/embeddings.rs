@@ -31,6 +31,15 @@ impl TimestepEmbedding {
     pub fn new(in_channels: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self { linear_1: linear(in_channels, dim, vb.pp("linear_1"))?, linear_2: linear(dim, dim, vb.pp("linear_2"))? })
     }
+
+    /// Like [`Self::new`], but fresh weights of the output layer start at zero, so a newly
+    /// added embedding changes nothing until trained (loaded weights are used as stored).
+    pub fn zero_initialised(in_channels: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
+        let out = vb.pp("linear_2");
+        let zero = candle_nn::Init::Const(0.0);
+        let linear_2 = Linear::new(out.get_with_hints((dim, dim), "weight", zero)?, Some(out.get_with_hints(dim, "bias", zero)?));
+        Ok(Self { linear_1: linear(in_channels, dim, vb.pp("linear_1"))?, linear_2 })
+    }
 }
 
 impl Module for TimestepEmbedding {

@@ -312,7 +312,7 @@ impl WanTransformer3DModel {
         let patch_weight = patch.get((dim, cfg.in_channels, pt, ph, pw), "weight")?.reshape((dim, cfg.in_channels * pt * ph * pw))?;
         let ce = vb.pp("condition_embedder");
         let fps_embedder = if cfg.fps_conditioning {
-            Some(TimestepEmbedding::new(cfg.freq_dim, dim, ce.pp("fps_embedder"))?)
+            Some(TimestepEmbedding::zero_initialised(cfg.freq_dim, dim, ce.pp("fps_embedder"))?)
         } else {
             None
         };
