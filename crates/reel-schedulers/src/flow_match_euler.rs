@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SchedulerError};
-use crate::shift::{shift_sigma, stretch_to_terminal, time_shift, TimeShiftType};
+use crate::shift::{ScheduleShift, TimeShiftType};
 use crate::Scheduler;
 
 /// Config keys as in diffusers' `scheduler_config.json`.
@@ -119,15 +119,12 @@ impl Scheduler for FlowMatchEulerScheduler {
         let n = self.config.num_train_timesteps as f64;
         let (start, end) = (self.sigma_max * n, self.sigma_min * n);
         let mut sigmas: Vec<f64> = crate::linspace(start, end, steps).into_iter().map(|t| t / n).collect();
-        if self.config.use_dynamic_shifting {
-            let mu = mu.ok_or_else(|| SchedulerError::Usage("this scheduler uses dynamic shifting: pass `mu`".into()))?;
-            sigmas.iter_mut().for_each(|s| *s = time_shift(self.config.time_shift_type, mu, 1.0, *s));
-        } else {
-            sigmas.iter_mut().for_each(|s| *s = shift_sigma(self.config.shift, *s));
+        ScheduleShift {
+            dynamic: self.config.use_dynamic_shifting.then_some(self.config.time_shift_type),
+            shift: self.config.shift,
+            terminal: self.config.shift_terminal,
         }
-        if let Some(terminal) = self.config.shift_terminal {
-            stretch_to_terminal(&mut sigmas, terminal);
-        }
+        .apply(&mut sigmas, mu)?;
         self.sigmas = sigmas.iter().map(|&s| s as f32).collect();
         self.timesteps = self.sigmas.iter().map(|&s| s * n as f32).collect();
         self.sigmas.push(0.0);

@@ -41,6 +41,32 @@ pub fn stretch_to_terminal(sigmas: &mut [f64], terminal: f64) {
     }
 }
 
+/// How a scheduler bends its inference sigmas: the part of a `set_timesteps` that
+/// FlowMatch Euler and UniPC share.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScheduleShift {
+    pub dynamic: Option<TimeShiftType>,
+    pub shift: f64,
+    pub terminal: Option<f64>,
+}
+
+impl ScheduleShift {
+    /// Applies the dynamic (with `mu`) or static shift, then the terminal stretch.
+    pub(crate) fn apply(&self, sigmas: &mut [f64], mu: Option<f64>) -> crate::Result<()> {
+        match self.dynamic {
+            Some(kind) => {
+                let mu = mu.ok_or_else(|| crate::SchedulerError::Usage("this scheduler uses dynamic shifting: pass `mu`".into()))?;
+                sigmas.iter_mut().for_each(|s| *s = time_shift(kind, mu, 1.0, *s));
+            }
+            None => sigmas.iter_mut().for_each(|s| *s = shift_sigma(self.shift, *s)),
+        }
+        if let Some(terminal) = self.terminal {
+            stretch_to_terminal(sigmas, terminal);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SchedulerError};
-use crate::shift::{shift_sigma, stretch_to_terminal, time_shift, TimeShiftType};
+use crate::shift::{ScheduleShift, TimeShiftType};
 use crate::Scheduler;
 
 /// B(h) in the UniPC update.
@@ -285,15 +285,12 @@ impl Scheduler for UniPcScheduler {
         let n = self.config.num_train_timesteps as f64;
         let mut sigmas = crate::linspace(1.0, 1.0 / n, steps + 1);
         sigmas.pop();
-        if self.config.use_dynamic_shifting {
-            let mu = mu.ok_or_else(|| SchedulerError::Usage("this scheduler uses dynamic shifting: pass `mu`".into()))?;
-            sigmas.iter_mut().for_each(|s| *s = time_shift(self.config.time_shift_type, mu, 1.0, *s));
-        } else {
-            sigmas.iter_mut().for_each(|s| *s = shift_sigma(self.config.flow_shift, *s));
+        ScheduleShift {
+            dynamic: self.config.use_dynamic_shifting.then_some(self.config.time_shift_type),
+            shift: self.config.flow_shift,
+            terminal: self.config.shift_terminal,
         }
-        if let Some(terminal) = self.config.shift_terminal {
-            stretch_to_terminal(&mut sigmas, terminal);
-        }
+        .apply(&mut sigmas, mu)?;
         if (sigmas[0] - 1.0).abs() < 1e-6 {
             sigmas[0] -= 1e-6;
         }
