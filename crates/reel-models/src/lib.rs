@@ -23,28 +23,31 @@ use candle_core::{DType, Device};
 
 pub use error::{ModelError, Result};
 
+/// A component's folder, its parsed config and a var builder over its weights.
+fn open_component<C: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    what: &'static str,
+    dtype: DType,
+    device: &Device,
+) -> Result<(std::path::PathBuf, C, candle_nn::VarBuilder<'static>)> {
+    let dir = loading::resolve_component(dir, name)?;
+    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
+    let config = serde_json::from_value(config)
+        .map_err(|e| ModelError::InvalidFile { what, path: dir.join("config.json"), reason: e.to_string() })?;
+    Ok((dir, config, vb))
+}
+
 /// Loads a Wan transformer from a diffusers component folder (or a model folder's `transformer/`).
 pub fn load_wan_transformer(dir: &Path, dtype: DType, device: &Device) -> Result<wan::WanTransformer3DModel> {
-    let dir = loading::resolve_component(dir, "transformer")?;
-    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
-    let config: wan::WanTransformerConfig = serde_json::from_value(config).map_err(|e| ModelError::InvalidFile {
-        what: "transformer config",
-        path: dir.join("config.json"),
-        reason: e.to_string(),
-    })?;
+    let (dir, config, vb) = open_component::<wan::WanTransformerConfig>(dir, "transformer", "transformer config", dtype, device)?;
     config.validate().map_err(ModelError::Config)?;
     wan::WanTransformer3DModel::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
 }
 
 /// Loads a Wan VAE from a diffusers component folder (or a model folder's `vae/`).
 pub fn load_wan_vae(dir: &Path, dtype: DType, device: &Device) -> Result<wan::AutoencoderKLWan> {
-    let dir = loading::resolve_component(dir, "vae")?;
-    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
-    let config: wan::WanVaeConfig = serde_json::from_value(config).map_err(|e| ModelError::InvalidFile {
-        what: "vae config",
-        path: dir.join("config.json"),
-        reason: e.to_string(),
-    })?;
+    let (dir, config, vb) = open_component::<wan::WanVaeConfig>(dir, "vae", "vae config", dtype, device)?;
     config.validate().map_err(ModelError::Config)?;
     wan::AutoencoderKLWan::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
 }
