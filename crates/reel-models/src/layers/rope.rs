@@ -6,7 +6,8 @@
 //! are computed, not looked up, so a clip of a long video can start at any
 //! `frame_offset` (the long-video issue's clip parallelism).
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 const THETA: f64 = 10000.0;
 
@@ -55,9 +56,55 @@ pub fn wan_rope_tables(head_dim: usize, grid: GridPositions, device: &Device) ->
     Ok((Tensor::from_vec(cos, (tokens, half), device)?, Tensor::from_vec(sin, (tokens, half), device)?))
 }
 
-/// Rotates interleaved pairs of `x` (`[B, heads, tokens, head_dim]`) by the tables.
+/// Interleaved-pair rotation (candle's `rope_i` has no backward pass, so models using it
+/// could not be trained). The gradient of a rotation is the inverse rotation.
+struct RotateInterleaved;
+
+impl CustomOp3 for RotateInterleaved {
+    fn name(&self) -> &'static str {
+        "reel-rope-interleaved"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, cs: &CpuStorage, cl: &Layout, ss: &CpuStorage, sl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let slice = |s: &'_ CpuStorage, l: &Layout| -> Result<Vec<f32>> {
+            let CpuStorage::F32(d) = s else { candle_core::bail!("rope: f32 only") };
+            let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("rope: needs contiguous tensors") };
+            Ok(d[a..b].to_vec())
+        };
+        let (x, cos, sin) = (slice(xs, xl)?, slice(cs, cl)?, slice(ss, sl)?);
+        let dims = xl.shape().dims();
+        let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_exact_mut(t * d).zip(x.par_chunks_exact(t * d)).for_each(|(dst, src)| {
+            for tok in 0..t {
+                for i in 0..d / 2 {
+                    let (c, s) = (cos[tok * d / 2 + i], sin[tok * d / 2 + i]);
+                    let (x0, x1) = (src[tok * d + 2 * i], src[tok * d + 2 * i + 1]);
+                    dst[tok * d + 2 * i] = x0 * c - x1 * s;
+                    dst[tok * d + 2 * i + 1] = x0 * s + x1 * c;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, cos: &Tensor, sin: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let back = grad.contiguous()?.apply_op3(cos, &sin.neg()?, RotateInterleaved)?;
+        Ok((Some(back), None, None))
+    }
+}
+
+/// Rotates interleaved pairs of `x` (`[B, heads, tokens, head_dim]`) by the `[tokens, head_dim/2]` tables.
 pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    candle_nn::rotary_emb::rope_i(&x.contiguous()?, cos, sin)
+    let (_, _, t, d) = x.dims4()?;
+    if cos.dims() != [t, d / 2] || sin.dims() != [t, d / 2] {
+        candle_core::bail!("rope tables: expected [{t}, {}], got {:?} and {:?}", d / 2, cos.dims(), sin.dims());
+    }
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        x.contiguous()?.apply_op3(&cos.contiguous()?, &sin.contiguous()?, RotateInterleaved)
+    } else {
+        candle_nn::rotary_emb::rope_i(&x.contiguous()?, cos, sin)
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +115,23 @@ mod tests {
     fn split_matches_wan() {
         assert_eq!(split_head_dim(128), (44, 42, 42));
         assert_eq!(split_head_dim(12), (4, 4, 4));
+    }
+
+    #[test]
+    fn rotation_matches_candle_and_its_gradient_is_the_inverse_rotation() -> Result<()> {
+        let d = Device::Cpu;
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 6, 12), &d)?)?;
+        let (cos, sin) = wan_rope_tables(12, GridPositions { frames: 1, height: 2, width: 3, frame_offset: 4 }, &d)?;
+        let ours = apply_rope(x.as_tensor(), &cos, &sin)?;
+        let theirs = candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &cos, &sin)?;
+        let diff = (&ours - &theirs)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6);
+        let probe = Tensor::randn(0f32, 1.0, (2, 3, 6, 12), &d)?;
+        let g1 = (&ours * &probe)?.sum_all()?.backward()?;
+        let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
+        let gd = (g1.get(&x).unwrap() - g2.get(&x).unwrap())?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(gd < 1e-5, "{gd}");
+        Ok(())
     }
 
     #[test]
