@@ -38,7 +38,154 @@ impl ConvWeight {
     }
 }
 
-/// A valid (unpadded) 3-D convolution of an already padded `[B, C, T, H, W]` input.
+/// Geometry of one convolution call.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    b: usize,
+    c: usize,
+    t: usize,
+    h: usize,
+    w: usize,
+    kernel: [usize; 3],
+    stride: [usize; 3],
+    out: [usize; 3],
+    block_elements: usize,
+}
+
+impl Geometry {
+    fn rows(&self) -> usize {
+        self.b * self.out[0] * self.out[1] * self.out[2]
+    }
+
+    fn k(&self) -> usize {
+        self.kernel.iter().product::<usize>() * self.c
+    }
+
+    fn block_rows(&self) -> usize {
+        (self.block_elements / self.k()).max(1)
+    }
+
+    /// Offset in the channels-last input of the first channel of tap (dt, dy, 0) for output `row`.
+    fn base(&self, row: usize, dt: usize, dy: usize) -> usize {
+        let [to, ho, wo] = self.out;
+        let [st, sh, sw] = self.stride;
+        let xo = row % wo;
+        let yo = (row / wo) % ho;
+        let tt = (row / (wo * ho)) % to;
+        let bb = row / (wo * ho * to);
+        (((bb * self.t + tt * st + dt) * self.h + yo * sh + dy) * self.w + xo * sw) * self.c
+    }
+
+    /// Fills `cols` with the im2col rows `start..end` of the channels-last input.
+    fn im2col(&self, data: &[f32], start: usize, end: usize, cols: &mut Vec<f32>) {
+        let [kt, kh, kw] = self.kernel;
+        let c = self.c;
+        cols.clear();
+        for row in start..end {
+            for dt in 0..kt {
+                for dy in 0..kh {
+                    let base = self.base(row, dt, dy);
+                    if self.stride[2] == 1 {
+                        // kw neighbouring pixels are one contiguous run.
+                        cols.extend_from_slice(&data[base..base + kw * c]);
+                    } else {
+                        for dx in 0..kw {
+                            let at = base + dx * c;
+                            cols.extend_from_slice(&data[at..at + c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A tensor over a custom op's contiguous f32 input.
+fn tensor_of(storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> Result<Tensor> {
+    let candle_core::CpuStorage::F32(data) = storage else { candle_core::bail!("conv3d: f32 only") };
+    let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("conv3d: needs contiguous inputs") };
+    Tensor::from_slice(&data[a..b], layout.shape(), &candle_core::Device::Cpu)
+}
+
+fn channels_last(x: &Tensor) -> Result<Vec<f32>> {
+    x.permute((0, 2, 3, 4, 1))?.contiguous()?.flatten_all()?.to_vec1::<f32>()
+}
+
+/// The convolution as a custom op over (input, weight matrix), so that it has a backward pass.
+struct Conv3dOp(Geometry);
+
+impl candle_core::CustomOp2 for Conv3dOp {
+    fn name(&self) -> &'static str {
+        "reel-conv3d"
+    }
+
+    fn cpu_fwd(&self, xs: &candle_core::CpuStorage, xl: &candle_core::Layout, ws: &candle_core::CpuStorage, wl: &candle_core::Layout) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let g = self.0;
+        let device = candle_core::Device::Cpu;
+        let x = tensor_of(xs, xl)?;
+        let wmat = tensor_of(ws, wl)?;
+        let data = channels_last(&x)?;
+        let (rows, k) = (g.rows(), g.k());
+        let block = g.block_rows();
+        let mut outputs = Vec::with_capacity(rows.div_ceil(block));
+        let mut cols: Vec<f32> = Vec::with_capacity(block.min(rows) * k);
+        for start in (0..rows).step_by(block) {
+            let end = (start + block).min(rows);
+            g.im2col(&data, start, end, &mut cols);
+            outputs.push(Tensor::from_slice(&cols, (end - start, k), &device)?.matmul(&wmat)?);
+        }
+        let out_c = wmat.dim(1)?;
+        let [to, ho, wo] = g.out;
+        let y = Tensor::cat(&outputs, 0)?.reshape((g.b, to, ho, wo, out_c))?.permute((0, 4, 1, 2, 3))?.contiguous()?;
+        let shape = y.shape().clone();
+        let data: Vec<f32> = y.flatten_all()?.to_vec1()?;
+        Ok((candle_core::CpuStorage::F32(data), shape))
+    }
+
+    /// `dW = colsᵀ·dY` (blockwise) and `dX = col2im(dY·Wᵀ)`.
+    fn bwd(&self, x: &Tensor, wmat: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.0;
+        let device = x.device();
+        let data = channels_last(&x.detach())?;
+        let out_c = wmat.dim(1)?;
+        let (rows, k) = (g.rows(), g.k());
+        let dy = grad.detach().permute((0, 2, 3, 4, 1))?.contiguous()?.reshape((rows, out_c))?;
+        let wt = wmat.detach().t()?.contiguous()?;
+        let [kt, kh, kw] = g.kernel;
+        let c = g.c;
+        let mut dx = vec![0f32; data.len()];
+        let mut dw = Tensor::zeros((k, out_c), candle_core::DType::F32, device)?;
+        let block = g.block_rows();
+        let mut cols: Vec<f32> = Vec::with_capacity(block.min(rows) * k);
+        for start in (0..rows).step_by(block) {
+            let end = (start + block).min(rows);
+            let dy_block = dy.narrow(0, start, end - start)?;
+            g.im2col(&data, start, end, &mut cols);
+            let cols_t = Tensor::from_slice(&cols, (end - start, k), device)?;
+            dw = (dw + cols_t.t()?.matmul(&dy_block)?)?;
+            let dcols: Vec<f32> = dy_block.matmul(&wt)?.flatten_all()?.to_vec1()?;
+            for (i, row) in (start..end).enumerate() {
+                let src = &dcols[i * k..(i + 1) * k];
+                let mut at = 0;
+                for dt in 0..kt {
+                    for dy_ in 0..kh {
+                        let base = g.base(row, dt, dy_);
+                        for dx_ in 0..kw {
+                            let dst = base + dx_ * c;
+                            dx[dst..dst + c].iter_mut().zip(&src[at..at + c]).for_each(|(d, s)| *d += s);
+                            at += c;
+                        }
+                    }
+                }
+            }
+        }
+        let dx = Tensor::from_vec(dx, (g.b, g.t, g.h, g.w, c), device)?.permute((0, 4, 1, 2, 3))?.contiguous()?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// A valid (unpadded) 3-D convolution of an already padded `[B, C, T, H, W]` input
+/// (differentiable in the input and the weights).
 ///
 /// # Shapes
 /// `[B, C, T, H, W]` → `[B, out, (T−kt)/st+1, (H−kh)/sh+1, (W−kw)/sw+1]`.
@@ -53,44 +200,13 @@ fn conv3d_blocked(x: &Tensor, w: &ConvWeight, stride: [usize; 3], block_elements
     if c != w.in_channels || t < kt || h < kh || wd < kw {
         candle_core::bail!("conv3d: input {:?} does not fit a kernel {:?} over {} channels", x.dims(), w.kernel, w.in_channels);
     }
-    let (to, ho, wo) = ((t - kt) / st + 1, (h - kh) / sh + 1, (wd - kw) / sw + 1);
-    let k = kt * kh * kw * c;
-    // Channels-last copy of the input: index ((b·T + t)·H + y)·W + x, then channel.
-    let data: Vec<f32> = x.permute((0, 2, 3, 4, 1))?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let rows = b * to * ho * wo;
-    let block = (block_elements / k).max(1);
-    let mut outputs = Vec::with_capacity(rows.div_ceil(block));
-    let mut cols: Vec<f32> = Vec::with_capacity(block.min(rows) * k);
-    for start in (0..rows).step_by(block) {
-        let end = (start + block).min(rows);
-        cols.clear();
-        for row in start..end {
-            let xo = row % wo;
-            let yo = (row / wo) % ho;
-            let tt = (row / (wo * ho)) % to;
-            let bb = row / (wo * ho * to);
-            for dt in 0..kt {
-                for dy in 0..kh {
-                    let base = (((bb * t + tt * st + dt) * h + yo * sh + dy) * wd + xo * sw) * c;
-                    if sw == 1 {
-                        // kw neighbouring pixels are one contiguous run.
-                        cols.extend_from_slice(&data[base..base + kw * c]);
-                    } else {
-                        for dx in 0..kw {
-                            cols.extend_from_slice(&data[base + dx * c..base + (dx + 1) * c]);
-                        }
-                    }
-                }
-            }
-        }
-        let m = Tensor::from_slice(&cols, (end - start, k), x.device())?;
-        outputs.push(m.matmul(&w.matrix)?);
+    let out = [(t - kt) / st + 1, (h - kh) / sh + 1, (wd - kw) / sw + 1];
+    let g = Geometry { b, c, t, h, w: wd, kernel: w.kernel, stride, out, block_elements };
+    let y = x.to_dtype(candle_core::DType::F32)?.contiguous()?.apply_op2(&w.matrix.to_dtype(candle_core::DType::F32)?.contiguous()?, Conv3dOp(g))?;
+    match &w.bias {
+        Some(bias) => y.broadcast_add(&bias.reshape((1, w.out_channels, 1, 1, 1))?),
+        None => Ok(y),
     }
-    let mut y = Tensor::cat(&outputs, 0)?;
-    if let Some(bias) = &w.bias {
-        y = y.broadcast_add(bias)?;
-    }
-    y.reshape((b, to, ho, wo, w.out_channels))?.permute((0, 4, 1, 2, 3))?.contiguous()
 }
 
 /// A 2-D convolution of `[N, C, H, W]` with symmetric zero `padding`.
@@ -138,6 +254,29 @@ mod tests {
                 acc = (acc + frame.conv2d(&tap, 0, 1, 1, 1)?)?;
             }
             assert!(max_diff(&acc, &got.narrow(2, t, 1)?.squeeze(2)?) < 1e-4, "frame {t}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_match_candles_conv2d_autograd() -> Result<()> {
+        let d = Device::Cpu;
+        // 7 + 2 − 3 divisible by the stride: candle's own conv2d backward needs that.
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 7, 7), &d)?)?;
+        let w = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 3, 3), &d)?)?;
+        let probe = Tensor::randn(0f32, 1.0, (2, 4, 4, 4), &d)?;
+        for small_blocks in [false, true] {
+            let cw = ConvWeight::new(w.as_tensor(), None)?;
+            let padded = x.as_tensor().pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?.unsqueeze(2)?;
+            let ours = if small_blocks { conv3d_blocked(&padded, &cw, [1, 2, 2], 2 * 27)? } else { conv3d(&padded, &cw, [1, 2, 2])? }.squeeze(2)?;
+            let theirs = x.as_tensor().conv2d(w.as_tensor(), 1, 2, 1, 1)?;
+            assert!(max_diff(&ours, &theirs) < 1e-4);
+            let g1 = (&ours * &probe)?.sum_all()?.backward()?;
+            let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
+            for var in [&x, &w] {
+                let diff = max_diff(g1.get(var).unwrap(), g2.get(var).unwrap());
+                assert!(diff < 1e-3, "gradient differs by {diff} (small blocks: {small_blocks})");
+            }
         }
         Ok(())
     }

@@ -59,7 +59,7 @@ struct Norm {
 
 impl Norm {
     fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(dim, "weight")?, bias: vb.get(dim, "bias")?, eps })
+        Ok(Self { weight: vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?, bias: vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?, eps })
     }
 }
 

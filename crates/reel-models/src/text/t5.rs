@@ -106,7 +106,7 @@ struct T5LayerNorm {
 
 impl T5LayerNorm {
     fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(dim, "weight")?, eps })
+        Ok(Self { weight: vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?, eps })
     }
 }
 

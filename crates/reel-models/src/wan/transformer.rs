@@ -139,8 +139,8 @@ impl WanAttention {
             to_k: linear(dim, inner, vb.pp("to_k"))?,
             to_v: linear(dim, inner, vb.pp("to_v"))?,
             to_out: linear(inner, dim, vb.pp("to_out").pp("0"))?,
-            norm_q: vb.pp("norm_q").get(inner, "weight")?,
-            norm_k: vb.pp("norm_k").get(inner, "weight")?,
+            norm_q: vb.pp("norm_q").get_with_hints(inner, "weight", candle_nn::Init::Const(1.0))?,
+            norm_k: vb.pp("norm_k").get_with_hints(inner, "weight", candle_nn::Init::Const(1.0))?,
             heads,
             head_dim,
             eps,
@@ -211,6 +211,11 @@ impl Module for FeedForward {
     }
 }
 
+/// Fresh modulation tables, as diffusers initialises them: `randn / √dim`.
+fn table_init(dim: usize) -> candle_nn::Init {
+    candle_nn::Init::Randn { mean: 0.0, stdev: 1.0 / (dim as f64).sqrt() }
+}
+
 /// `x·(1 + scale) + shift` after a parameter-free layer norm (in f32).
 fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor, eps: f64) -> Result<Tensor> {
     layer_norm(x, None, None, eps)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)
@@ -232,7 +237,7 @@ impl WanTransformerBlock {
         let dim = cfg.inner_dim();
         let (heads, head_dim) = (cfg.num_attention_heads, cfg.attention_head_dim);
         let norm2 = if cfg.cross_attn_norm {
-            Some((vb.pp("norm2").get(dim, "weight")?, vb.pp("norm2").get(dim, "bias")?))
+            Some((vb.pp("norm2").get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?, vb.pp("norm2").get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?))
         } else {
             None
         };
@@ -241,7 +246,7 @@ impl WanTransformerBlock {
             attn2: WanAttention::new(dim, heads, head_dim, cfg.eps, vb.pp("attn2"))?,
             norm2,
             ffn: FeedForward::new(dim, cfg.ffn_dim, vb.pp("ffn"))?,
-            scale_shift_table: vb.get((1, 6, dim), "scale_shift_table")?,
+            scale_shift_table: vb.get_with_hints((1, 6, dim), "scale_shift_table", table_init(dim))?,
             eps: cfg.eps,
         })
     }
@@ -309,7 +314,9 @@ impl WanTransformer3DModel {
         let dim = cfg.inner_dim();
         let [pt, ph, pw] = cfg.patch_size;
         let patch = vb.pp("patch_embedding");
-        let patch_weight = patch.get((dim, cfg.in_channels, pt, ph, pw), "weight")?.reshape((dim, cfg.in_channels * pt * ph * pw))?;
+        let patch_weight = patch
+            .get_with_hints((dim, cfg.in_channels, pt, ph, pw), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?
+            .reshape((dim, cfg.in_channels * pt * ph * pw))?;
         let ce = vb.pp("condition_embedder");
         let fps_embedder = if cfg.fps_conditioning {
             Some(TimestepEmbedding::zero_initialised(cfg.freq_dim, dim, ce.pp("fps_embedder"))?)
@@ -322,14 +329,14 @@ impl WanTransformer3DModel {
         Ok(Self {
             config: cfg.clone(),
             patch_weight: patch_weight.t()?.contiguous()?,
-            patch_bias: patch.get(dim, "bias")?,
+            patch_bias: patch.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?,
             time_embedder: TimestepEmbedding::new(cfg.freq_dim, dim, ce.pp("time_embedder"))?,
             time_proj: linear(dim, 6 * dim, ce.pp("time_proj"))?,
             text_embedder: TextProjection::new(cfg.text_dim, dim, ce.pp("text_embedder"))?,
             fps_embedder,
             blocks,
             proj_out: linear(dim, cfg.out_channels() * pt * ph * pw, vb.pp("proj_out"))?,
-            scale_shift_table: vb.get((1, 2, dim), "scale_shift_table")?,
+            scale_shift_table: vb.get_with_hints((1, 2, dim), "scale_shift_table", table_init(dim))?,
         })
     }
 

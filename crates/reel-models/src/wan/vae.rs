@@ -168,7 +168,8 @@ impl CausalConv3d {
     fn new(in_c: usize, out_c: usize, kernel: [usize; 3], stride: [usize; 3], padding: [usize; 3], vb: VarBuilder) -> Result<Self> {
         let [kt, kh, kw] = kernel;
         assert!(padding[1] == padding[2] && stride[1] == 1 && stride[2] == 1, "Wan's convolutions are square, spatial stride 1");
-        let weight = ConvWeight::new(&vb.get((out_c, in_c, kt, kh, kw), "weight")?, Some(vb.get(out_c, "bias")?))?;
+        let weight = vb.get_with_hints((out_c, in_c, kt, kh, kw), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+        let weight = ConvWeight::new(&weight, Some(vb.get_with_hints(out_c, "bias", candle_nn::Init::Const(0.0))?))?;
         Ok(Self { weight, kt, stride_t: stride[0], pad_t: 2 * padding[0], pad_s: padding[1] })
     }
 
@@ -226,14 +227,17 @@ struct ChannelRmsNorm {
 impl ChannelRmsNorm {
     /// `images`: the input is `[N, C, H, W]` rather than `[B, C, T, H, W]`.
     fn new(dim: usize, images: bool, vb: VarBuilder) -> Result<Self> {
-        let gamma = if images { vb.get((dim, 1, 1), "gamma")? } else { vb.get((dim, 1, 1, 1), "gamma")? };
+        let one = candle_nn::Init::Const(1.0);
+        let gamma = if images { vb.get_with_hints((dim, 1, 1), "gamma", one)? } else { vb.get_with_hints((dim, 1, 1, 1), "gamma", one)? };
         Ok(Self { gamma: gamma.flatten_all()?, scale: (dim as f64).sqrt() })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let x = x.to_dtype(DType::F32)?;
-        let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
+        // max(‖x‖, 1e-12) as F.normalize, written as √(‖x‖² + 1e-24) so that its gradient
+        // stays finite where a pixel is zero in every channel (identical otherwise).
+        let norm = (x.sqr()?.sum_keepdim(1)? + 1e-24)?.sqrt()?;
         let mut shape = vec![1; x.rank()];
         shape[1] = self.gamma.dim(0)?;
         let gamma = (self.gamma.reshape(shape)? * self.scale)?;
@@ -257,7 +261,8 @@ struct Conv2d(ConvWeight);
 
 impl Conv2d {
     fn new(in_c: usize, out_c: usize, k: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self(ConvWeight::new(&vb.get((out_c, in_c, k, k), "weight")?, Some(vb.get(out_c, "bias")?))?))
+        let weight = vb.get_with_hints((out_c, in_c, k, k), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+        Ok(Self(ConvWeight::new(&weight, Some(vb.get_with_hints(out_c, "bias", candle_nn::Init::Const(0.0))?))?))
     }
 
     fn forward(&self, x: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
