@@ -120,7 +120,7 @@ pub fn synthesize(out: &Path, options: &SynthOptions, progress: &(dyn Fn() + Syn
 fn write_clip(world: &ShapesWorld, index: u64, out: &Path, spec: VideoSpec, options: &SynthOptions, stop: &AtomicBool) -> Result<ManifestEntry> {
     let file = options.format.file_name(&format!("clip_{index:06}"));
     let scene = world.scene(index);
-    let sample = world.sample(index);
+    let sample = world.sample_of(index, &scene);
     let mut writer = VideoWriter::create(&out.join(&file), Some(options.format), spec, &options.encode)?;
     for frame in world.frames(&scene) {
         if stop.load(Ordering::Relaxed) {

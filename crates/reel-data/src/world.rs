@@ -99,7 +99,8 @@ impl ShapesWorld {
         self.sample_of(index, &scene)
     }
 
-    fn sample_of(&self, index: u64, scene: &Scene) -> Sample {
+    /// Caption and labels of clip `index` whose scene is already drawn.
+    pub fn sample_of(&self, index: u64, scene: &Scene) -> Sample {
         let mut rng = Rng::for_item(self.config.seed, CAPTION_STREAM, index);
         Sample { index, caption: caption(&mut rng, &scene.labels), labels: scene.labels.clone() }
     }

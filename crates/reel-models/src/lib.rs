@@ -32,7 +32,7 @@ fn open_component<C: serde::de::DeserializeOwned>(
     device: &Device,
 ) -> Result<(std::path::PathBuf, C, candle_nn::VarBuilder<'static>)> {
     let dir = loading::resolve_component(dir, name)?;
-    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
+    let (config, vb) = loading::load_component(&dir, dtype, device)?;
     let config = serde_json::from_value(config)
         .map_err(|e| ModelError::InvalidFile { what, path: dir.join("config.json"), reason: e.to_string() })?;
     Ok((dir, config, vb))
@@ -56,7 +56,7 @@ pub fn load_wan_vae(dir: &Path, dtype: DType, device: &Device) -> Result<wan::Au
 /// choosing the architecture from its `config.json` (`model_type` t5, umt5, mt5, bert or reel-text).
 pub fn load_text_encoder(dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn text::TextEncoder>> {
     let dir = loading::resolve_component(dir, "text_encoder")?;
-    let (config, vb, _) = loading::load_component(&dir, dtype, device)?;
+    let (config, vb) = loading::load_component(&dir, dtype, device)?;
     let bad = |e: serde_json::Error| ModelError::InvalidFile { what: "text encoder config", path: dir.join("config.json"), reason: e.to_string() };
     let model_type = config["model_type"].as_str().unwrap_or_default().to_string();
     let encoder: Box<dyn text::TextEncoder> = match model_type.as_str() {

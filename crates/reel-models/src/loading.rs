@@ -83,11 +83,10 @@ pub fn load_tensors(files: &[PathBuf], device: &Device) -> Result<HashMap<String
 }
 
 /// Config, and a var builder over the weights converted to `dtype`.
-pub fn load_component(dir: &Path, dtype: DType, device: &Device) -> Result<(serde_json::Value, VarBuilder<'static>, HashMap<String, Tensor>)> {
+pub fn load_component(dir: &Path, dtype: DType, device: &Device) -> Result<(serde_json::Value, VarBuilder<'static>)> {
     let files = component_files(dir)?;
     let tensors = load_tensors(&files.weights, device)?;
-    let vb = VarBuilder::from_tensors(tensors.clone(), dtype, device);
-    Ok((files.config, vb, tensors))
+    Ok((files.config, VarBuilder::from_tensors(tensors, dtype, device)))
 }
 
 /// Turns a construction error into one that names the folder (candle's message names the tensor).

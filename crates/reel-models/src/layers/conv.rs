@@ -102,9 +102,8 @@ impl Geometry {
 
 /// A tensor over a custom op's contiguous f32 input.
 fn tensor_of(storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> Result<Tensor> {
-    let candle_core::CpuStorage::F32(data) = storage else { candle_core::bail!("conv3d: f32 only") };
-    let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("conv3d: needs contiguous inputs") };
-    Tensor::from_slice(&data[a..b], layout.shape(), &candle_core::Device::Cpu)
+    let data = crate::layers::fast_math::contiguous_f32(storage, layout, "conv3d")?;
+    Tensor::from_slice(data, layout.shape(), &candle_core::Device::Cpu)
 }
 
 fn channels_last(x: &Tensor) -> Result<Vec<f32>> {

@@ -35,7 +35,8 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The f32 data of a custom op's input (which must be contiguous), for Reel's CPU kernels.
+pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else { candle_core::bail!("{op}: f32 only") };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),

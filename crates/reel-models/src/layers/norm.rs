@@ -8,6 +8,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::layers::fast_math::contiguous_f32;
+
 /// `(x − mean) / √(var + eps)` (layer norm) or `x / √(mean(x²) + eps)` (RMS norm) over the last dimension.
 #[derive(Clone, Copy, Debug)]
 struct Normalize {
@@ -25,9 +27,7 @@ impl CustomOp1 for Normalize {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("normalize: f32 only") };
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("normalize: needs a contiguous tensor") };
-        let src = &data[start..end];
+        let src = contiguous_f32(storage, layout, "normalize")?;
         let dim = layout.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; src.len()];
         let (centre, eps) = (self.centre, self.eps);

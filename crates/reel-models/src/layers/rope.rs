@@ -9,6 +9,8 @@
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::layers::fast_math::contiguous_f32;
+
 const THETA: f64 = 10000.0;
 
 /// The split of a head dimension into (time, height, width) rotary parts.
@@ -66,12 +68,7 @@ impl CustomOp3 for RotateInterleaved {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, cs: &CpuStorage, cl: &Layout, ss: &CpuStorage, sl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let slice = |s: &'_ CpuStorage, l: &Layout| -> Result<Vec<f32>> {
-            let CpuStorage::F32(d) = s else { candle_core::bail!("rope: f32 only") };
-            let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("rope: needs contiguous tensors") };
-            Ok(d[a..b].to_vec())
-        };
-        let (x, cos, sin) = (slice(xs, xl)?, slice(cs, cl)?, slice(ss, sl)?);
+        let (x, cos, sin) = (contiguous_f32(xs, xl, "rope")?, contiguous_f32(cs, cl, "rope")?, contiguous_f32(ss, sl, "rope")?);
         let dims = xl.shape().dims();
         let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
         let mut out = vec![0f32; x.len()];
