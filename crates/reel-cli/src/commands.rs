@@ -152,8 +152,13 @@ fn model_run(dir: &Path, component: ComponentArg, inputs: &Path, output: &Path) 
         }
     };
     let temp = output.with_file_name(format!(".{}.reel-tmp-{}", output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
-    candle_core::safetensors::save(&outputs, &temp).with_context(|| format!("writing '{}'", output.display()))?;
-    std::fs::rename(&temp, output).with_context(|| format!("writing '{}'", output.display()))?;
+    let written = candle_core::safetensors::save(&outputs, &temp)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| std::fs::rename(&temp, output).map_err(anyhow::Error::from));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e.context(format!("writing '{}'", output.display())));
+    }
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "model run done");
     println!("{}", output.display());
     Ok(())

@@ -290,3 +290,19 @@ fn model_run_text_encoder_reproduces_the_reference() {
     let diff = (&got["last_hidden_state"] - &want["last_hidden_state"]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-4, "{diff}");
 }
+
+#[test]
+fn model_run_that_cannot_put_its_output_in_place_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = wan_fixtures();
+    // The output name is taken by a non-empty directory: the outputs are written to a
+    // temporary first, and the rename fails; the temporary must go.
+    std::fs::create_dir(dir.path().join("out.safetensors")).unwrap();
+    std::fs::write(dir.path().join("out.safetensors/keep"), b"x").unwrap();
+    let o = reel(
+        &["model", "run", f.join("tiny_a").to_str().unwrap(), "--component", "transformer", "--inputs", f.join("tiny_a.io.safetensors").to_str().unwrap(), "--output", "out.safetensors"],
+        dir.path(),
+    );
+    assert_clean_error(&o, "writing 'out.safetensors'", false);
+    assert_eq!(entries(dir.path()), 1, "only the directory that was in the way");
+}

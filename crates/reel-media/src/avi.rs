@@ -42,6 +42,8 @@ struct Patches {
 
 pub(crate) struct MjpegAviEncoder {
     out: BufWriter<File>,
+    /// The requested output, named in errors.
+    path: PathBuf,
     spec: VideoSpec,
     quality: u8,
     patches: Patches,
@@ -53,7 +55,7 @@ pub(crate) struct MjpegAviEncoder {
 }
 
 impl MjpegAviEncoder {
-    pub(crate) fn new(file: File, spec: VideoSpec, options: &EncodeOptions) -> Result<Self> {
+    pub(crate) fn new(file: File, path: &Path, spec: VideoSpec, options: &EncodeOptions) -> Result<Self> {
         let (w, h) = (spec.width, spec.height);
         let mut b = Vec::with_capacity(256);
         fourcc(&mut b, b"RIFF");
@@ -130,8 +132,8 @@ impl MjpegAviEncoder {
             movi_start: movi_start as u64,
         };
         let mut out = BufWriter::new(file);
-        out.write_all(&b).map_err(io_err("<avi output>"))?;
-        Ok(Self { out, spec, quality: options.quality.clamp(1, 100), patches, index: Vec::new(), written: b.len() as u64, largest: 0, jpeg: Vec::new() })
+        out.write_all(&b).map_err(io_err(path))?;
+        Ok(Self { out, path: path.to_path_buf(), spec, quality: options.quality.clamp(1, 100), patches, index: Vec::new(), written: b.len() as u64, largest: 0, jpeg: Vec::new() })
     }
 
     fn patch(file: &mut File, at: u64, value: u32) -> std::io::Result<()> {
@@ -161,11 +163,10 @@ impl FrameEncoder for MjpegAviEncoder {
         let mut header = Vec::with_capacity(8);
         fourcc(&mut header, b"00dc");
         le32(&mut header, size);
-        let err = io_err("<avi output>");
-        self.out.write_all(&header).map_err(err)?;
-        self.out.write_all(&self.jpeg).map_err(io_err("<avi output>"))?;
+        self.out.write_all(&header).map_err(io_err(&self.path))?;
+        self.out.write_all(&self.jpeg).map_err(io_err(&self.path))?;
         if size & 1 == 1 {
-            self.out.write_all(&[0]).map_err(io_err("<avi output>"))?;
+            self.out.write_all(&[0]).map_err(io_err(&self.path))?;
         }
         self.written += 8 + padded;
         self.index.push((offset, size));
@@ -184,9 +185,9 @@ impl FrameEncoder for MjpegAviEncoder {
             le32(&mut idx, offset);
             le32(&mut idx, size);
         }
-        self.out.write_all(&idx).map_err(io_err("<avi output>"))?;
+        self.out.write_all(&idx).map_err(io_err(&self.path))?;
         let total = movi_end + idx.len() as u64;
-        let mut file = self.out.into_inner().map_err(|e| MediaError::Io { path: "<avi output>".into(), source: e.into_error() })?;
+        let mut file = self.out.into_inner().map_err(|e| MediaError::Io { path: self.path.clone(), source: e.into_error() })?;
         let p = &self.patches;
         let frames = self.index.len() as u32;
         let buffer = self.largest + 8;
@@ -199,7 +200,7 @@ impl FrameEncoder for MjpegAviEncoder {
             Self::patch(&mut file, p.movi_size, (movi_end - p.movi_start) as u32)?;
             file.sync_all()
         })()
-        .map_err(io_err("<avi output>"))
+        .map_err(io_err(&self.path))
     }
 }
 

@@ -18,6 +18,8 @@ const QUANT_SPEED: i32 = 10;
 
 pub(crate) struct GifEncoder {
     encoder: gif::Encoder<BufWriter<File>>,
+    /// The requested output, named in errors.
+    path: PathBuf,
     spec: VideoSpec,
     index: u64,
 }
@@ -27,11 +29,11 @@ fn start_cs(fps: Rational, index: u64) -> u64 {
 }
 
 impl GifEncoder {
-    pub(crate) fn new(file: File, spec: VideoSpec) -> Result<Self> {
+    pub(crate) fn new(file: File, path: &Path, spec: VideoSpec) -> Result<Self> {
         let gif_err = |e: gif::EncodingError| MediaError::Encoder { codec: "GIF", message: e.to_string() };
         let mut encoder = gif::Encoder::new(BufWriter::new(file), spec.width as u16, spec.height as u16, &[]).map_err(gif_err)?;
         encoder.set_repeat(gif::Repeat::Infinite).map_err(gif_err)?;
-        Ok(Self { encoder, spec, index: 0 })
+        Ok(Self { encoder, path: path.to_path_buf(), spec, index: 0 })
     }
 }
 
@@ -49,8 +51,8 @@ impl FrameEncoder for GifEncoder {
 
     fn finish(self: Box<Self>) -> Result<()> {
         let writer = self.encoder.into_inner().map_err(|e| MediaError::Encoder { codec: "GIF", message: e.to_string() })?;
-        let file = writer.into_inner().map_err(|e| MediaError::Io { path: "<gif output>".into(), source: e.into_error() })?;
-        file.sync_all().map_err(io_err("<gif output>"))
+        let file = writer.into_inner().map_err(|e| MediaError::Io { path: self.path.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(io_err(&self.path))
     }
 }
 

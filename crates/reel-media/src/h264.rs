@@ -33,7 +33,7 @@ pub(crate) struct H264Encoder {
 }
 
 impl H264Encoder {
-    pub(crate) fn new(file: File, path: &Path, spec: VideoSpec, options: &EncodeOptions) -> Result<Self> {
+    pub(crate) fn new(file: File, temp: &Path, target: &Path, spec: VideoSpec, options: &EncodeOptions) -> Result<Self> {
         let fps = spec.fps.as_f64() as f32;
         let pixels_per_second = spec.width as f64 * spec.height as f64 * spec.fps.as_f64();
         // The quantiser window decides quality; buffer-based rate control keeps one sample per
@@ -54,7 +54,7 @@ impl H264Encoder {
             .vui(VuiConfig::bt709());
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| MediaError::Encoder { codec: "H.264", message: e.to_string() })?;
-        let muxer = Mp4Muxer::new(file, path, spec.width, spec.height, spec.fps)?;
+        let muxer = Mp4Muxer::new(file, temp, target, spec.width, spec.height, spec.fps)?;
         Ok(Self { encoder, muxer, spec, yuv: Vec::new() })
     }
 }

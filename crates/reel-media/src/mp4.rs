@@ -83,6 +83,8 @@ const NAL_PPS: u8 = 8;
 /// A streaming H.264-in-MP4 muxer; see the module docs.
 pub(crate) struct Mp4Muxer {
     out: File,
+    /// The requested output, named in errors.
+    path: PathBuf,
     payload_path: TempPath,
     payload: BufWriter<File>,
     payload_len: u64,
@@ -97,12 +99,13 @@ pub(crate) struct Mp4Muxer {
 
 impl Mp4Muxer {
     /// `out` is the (temporary) file the finished MP4 goes to; the payload is
-    /// staged beside `out_path`.
-    pub(crate) fn new(out: File, out_path: &Path, width: u32, height: u32, fps: Rational) -> Result<Self> {
+    /// staged beside `out_path`; errors name `target`.
+    pub(crate) fn new(out: File, out_path: &Path, target: &Path, width: u32, height: u32, fps: Rational) -> Result<Self> {
         let payload_path = sibling_temp(out_path, ".mdat");
         let payload = File::create(payload_path.path()).map_err(io_err(payload_path.path()))?;
         Ok(Self {
             out,
+            path: target.to_path_buf(),
             payload_path,
             payload: BufWriter::new(payload),
             payload_len: 0,
@@ -183,7 +186,7 @@ impl Mp4Muxer {
             put_u32(&mut head, (self.payload_len + 8) as u32);
             head.extend_from_slice(b"mdat");
         }
-        let out_err = |e| MediaError::Io { path: PathBuf::from("<mp4 output>"), source: e };
+        let out_err = |e| MediaError::Io { path: self.path.clone(), source: e };
         let mut out = BufWriter::new(&mut self.out);
         out.write_all(&head).map_err(out_err)?;
         let mut payload = File::open(self.payload_path.path()).map_err(io_err(self.payload_path.path()))?;

@@ -167,6 +167,8 @@ fn quantizer(quality: u8) -> usize {
 pub(crate) struct Av1WebmEncoder {
     ctx: Context<u8>,
     out: BufWriter<File>,
+    /// The requested output, named in errors.
+    path: std::path::PathBuf,
     spec: VideoSpec,
     /// Bytes written so far.
     written: u64,
@@ -187,7 +189,7 @@ pub(crate) struct Av1WebmEncoder {
 }
 
 impl Av1WebmEncoder {
-    pub(crate) fn new(file: File, spec: VideoSpec, options: &EncodeOptions) -> Result<Self> {
+    pub(crate) fn new(file: File, path: &Path, spec: VideoSpec, options: &EncodeOptions) -> Result<Self> {
         let mut enc = EncoderConfig::with_speed_preset(options.av1_speed.min(10));
         enc.width = spec.width as usize;
         enc.height = spec.height as usize;
@@ -215,6 +217,7 @@ impl Av1WebmEncoder {
         Ok(Self {
             ctx,
             out: BufWriter::new(file),
+            path: path.to_path_buf(),
             spec,
             written: 0,
             segment_data: 0,
@@ -237,7 +240,7 @@ impl Av1WebmEncoder {
     }
 
     fn emit(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes).map_err(io_err("<webm output>"))?;
+        self.out.write_all(bytes).map_err(io_err(&self.path))?;
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -431,7 +434,8 @@ impl FrameEncoder for Av1WebmEncoder {
         let segment_size = self.written - self.segment_data;
         let duration_ms = self.frame_ms(self.frames_in) as f64;
         let (p_size, p_dur, p_cues) = (self.patch_segment_size, self.patch_duration, self.patch_cues_position);
-        let mut file = self.out.into_inner().map_err(|e| MediaError::Io { path: "<webm output>".into(), source: e.into_error() })?;
+        let path = self.path.clone();
+        let mut file = self.out.into_inner().map_err(|e| MediaError::Io { path: path.clone(), source: e.into_error() })?;
         (|| {
             let mut size = Vec::new();
             put_size_fixed(&mut size, segment_size, 8);
@@ -443,7 +447,7 @@ impl FrameEncoder for Av1WebmEncoder {
             file.write_all(&cues_position.to_be_bytes())?;
             file.sync_all()
         })()
-        .map_err(io_err("<webm output>"))
+        .map_err(io_err(&path))
     }
 }
 

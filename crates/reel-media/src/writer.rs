@@ -167,25 +167,27 @@ impl VideoWriter {
             (pending, Box::new(encoder))
         } else {
             let (pending, file) = PendingOutput::file(path)?;
-            let encoder = Self::file_encoder(format, file, pending.temp_path(), spec, &options)?;
+            let encoder = Self::file_encoder(format, file, pending.temp_path(), path, spec, &options)?;
             (pending, encoder)
         };
         tracing::debug!(path = %path.display(), %format, ?spec, "writing video");
         Ok(Self { encoder, pending, spec, format, frames: 0 })
     }
 
+    /// `temp` is where the bytes go; `target` is the path errors name (the one the user asked for).
     fn file_encoder(
         format: VideoFormat,
         file: File,
         temp: &Path,
+        target: &Path,
         spec: VideoSpec,
         options: &EncodeOptions,
     ) -> Result<Box<dyn FrameEncoder>> {
         Ok(match format {
-            VideoFormat::Mp4 => Box::new(crate::h264::H264Encoder::new(file, temp, spec, options)?),
-            VideoFormat::Webm => Box::new(crate::webm::Av1WebmEncoder::new(file, spec, options)?),
-            VideoFormat::Avi => Box::new(crate::avi::MjpegAviEncoder::new(file, spec, options)?),
-            VideoFormat::Gif => Box::new(crate::gif::GifEncoder::new(file, spec)?),
+            VideoFormat::Mp4 => Box::new(crate::h264::H264Encoder::new(file, temp, target, spec, options)?),
+            VideoFormat::Webm => Box::new(crate::webm::Av1WebmEncoder::new(file, target, spec, options)?),
+            VideoFormat::Avi => Box::new(crate::avi::MjpegAviEncoder::new(file, target, spec, options)?),
+            VideoFormat::Gif => Box::new(crate::gif::GifEncoder::new(file, target, spec)?),
             VideoFormat::Png => unreachable!("folders are handled by the caller"),
         })
     }

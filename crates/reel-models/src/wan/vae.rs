@@ -694,24 +694,27 @@ impl AutoencoderKLWan {
                 return sink(self.tiled_decode(z, t)?);
             }
         }
+        self.decode_frames(z, |chunk| sink(chunk.clamp(-1f32, 1f32)?))
+    }
+
+    /// The decoder run latent frame by latent frame with its feature cache (no clamp, no tiling).
+    fn decode_frames(&self, z: &Tensor, mut sink: impl FnMut(Tensor) -> Result<()>) -> Result<()> {
         let x = self.post_quant_conv.forward(z, None)?;
         let mut cache = FeatureCache::default();
-        for i in 0..dims[2] {
+        for i in 0..z.dim(2)? {
             cache.rewind();
-            let out = self.decoder.forward(&x.i((.., .., i..i + 1))?, &mut cache)?;
-            sink(out.clamp(-1f32, 1f32)?)?;
+            sink(self.decoder.forward(&x.i((.., .., i..i + 1))?, &mut cache)?)?;
         }
         Ok(())
     }
 
+    /// A whole tile, unclamped (tiles are blended before clamping, as diffusers does).
     fn decode_unclamped(&self, z: &Tensor) -> Result<Tensor> {
-        let x = self.post_quant_conv.forward(z, None)?;
-        let mut cache = FeatureCache::default();
         let mut out = Vec::new();
-        for i in 0..z.dim(2)? {
-            cache.rewind();
-            out.push(self.decoder.forward(&x.i((.., .., i..i + 1))?, &mut cache)?);
-        }
+        self.decode_frames(z, |chunk| {
+            out.push(chunk);
+            Ok(())
+        })?;
         Tensor::cat(&out, 2)
     }
 
