@@ -22,6 +22,13 @@ fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("parsing '{}'", path.display()))
 }
 
+/// (mean, best) seconds, rounded to 0.1 ms.
+fn summary(times: &[f64]) -> (f64, f64) {
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    ((mean * 1e4).round() / 1e4, best)
+}
+
 /// Times `run` (one warm-up unless disabled), returning per-run seconds.
 fn time_runs(args: &ModelBenchArgs, mut run: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
     if !args.no_warmup {
@@ -79,8 +86,7 @@ pub fn transformer(args: &ModelBenchArgs, text_len: usize) -> Result<()> {
     let times = time_runs(args, || Ok(model.forward(&input).map(|_| ())?))?;
     let [pt, ph, pw] = c.patch_size;
     let tokens = (lf / pt) * (lh / ph) * (lw / pw);
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let (mean, best) = summary(&times);
     let flops = transformer_flops(&c, b, tokens, text_len);
     let report = json!({
         "component": "transformer",
@@ -90,7 +96,7 @@ pub fn transformer(args: &ModelBenchArgs, text_len: usize) -> Result<()> {
         "latent": [c.in_channels, lf, lh, lw], "tokens": tokens, "text_len": text_len,
         "layers": c.num_layers, "dim": c.inner_dim(), "heads": c.num_attention_heads,
         "load_seconds": (load_seconds * 1000.0).round() / 1000.0,
-        "seconds_mean": (mean * 1e4).round() / 1e4, "seconds_best": (best * 1e4).round() / 1e4,
+        "seconds_mean": mean, "seconds_best": (best * 1e4).round() / 1e4,
         "gflops": (flops / 1e9 * 10.0).round() / 10.0,
         "gflop_per_second": (flops / best / 1e9 * 10.0).round() / 10.0,
         "peak_rss_mib_start": mib(rss_start), "peak_rss_mib_loaded": mib(rss_loaded), "peak_rss_mib": mib(peak_rss()),
@@ -123,14 +129,13 @@ pub fn vae(args: &ModelBenchArgs, encode: bool) -> Result<()> {
         let z = Tensor::randn(0f32, 1.0, (b, c.z_dim, lf, lh, lw), &device)?;
         time_runs(args, || Ok(vae.decode_streaming(&z, |_| Ok(()))?))?
     };
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let (mean, best) = summary(&times);
     let report = json!({
         "component": if encode { "vae-encode" } else { "vae-decode" },
         "implementation": "reel",
         "threads": candle_core::utils::get_num_threads(),
         "batch": b, "frames": args.frames, "height": args.height, "width": args.width, "latent": [c.z_dim, lf, lh, lw],
-        "seconds_mean": (mean * 1e4).round() / 1e4, "seconds_best": (best * 1e4).round() / 1e4,
+        "seconds_mean": mean, "seconds_best": (best * 1e4).round() / 1e4,
         "frames_per_second": ((b * args.frames) as f64 / best * 10.0).round() / 10.0,
         "peak_rss_mib_start": mib(rss_start), "peak_rss_mib_loaded": mib(rss_loaded), "peak_rss_mib": mib(peak_rss()),
     });

@@ -55,7 +55,7 @@ fn bias_tile(bias: Option<&Tensor>, q0: usize, ql: usize, k0: usize, kl: usize) 
 }
 
 /// Whole-row softmax over all keys, `rows` queries at a time.
-pub fn row_blocks(query: &Tensor, key: &Tensor, value: &Tensor, bias: Option<&Tensor>, rows: usize) -> Result<Tensor> {
+fn row_blocks(query: &Tensor, key: &Tensor, value: &Tensor, bias: Option<&Tensor>, rows: usize) -> Result<Tensor> {
     let (sq, sk) = (query.dim(2)?, key.dim(2)?);
     if rows >= sq {
         return softmax_last_dim(&scores(query, key, bias)?)?.matmul(value);
@@ -70,8 +70,8 @@ pub fn row_blocks(query: &Tensor, key: &Tensor, value: &Tensor, bias: Option<&Te
     Tensor::cat(&outputs, 2)
 }
 
-/// The online-softmax kernel over key blocks (public for tests and benchmarks); `query` pre-scaled.
-pub fn online(query: &Tensor, key: &Tensor, value: &Tensor, bias: Option<&Tensor>, q_block: usize, k_block: usize) -> Result<Tensor> {
+/// The online-softmax kernel over key blocks; `query` pre-scaled.
+fn online(query: &Tensor, key: &Tensor, value: &Tensor, bias: Option<&Tensor>, q_block: usize, k_block: usize) -> Result<Tensor> {
     let sq = query.dim(2)?;
     let sk = key.dim(2)?;
     let mut outputs = Vec::with_capacity(sq.div_ceil(q_block));
