@@ -35,6 +35,15 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// `f` applied to every element, in parallel chunks (generic, so `f` inlines and vectorises).
+fn par_map(src: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(dst, src)| {
+        dst.iter_mut().zip(src).for_each(|(d, &v)| *d = f(v));
+    });
+    out
+}
+
 /// The f32 data of a custom op's input (which must be contiguous), for Reel's CPU kernels.
 pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else { candle_core::bail!("{op}: f32 only") };
@@ -52,12 +61,7 @@ impl CustomOp1 for Exp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(storage, layout, "exp")?;
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(dst, src)| {
-            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = exp_f32(v));
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        Ok((CpuStorage::F32(par_map(contiguous_f32(storage, layout, "exp")?, exp_f32)), layout.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -119,12 +123,7 @@ impl CustomOp1 for GeluTanh {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(storage, layout, "gelu")?;
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(dst, src)| {
-            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = gelu_tanh_f32(v));
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        Ok((CpuStorage::F32(par_map(contiguous_f32(storage, layout, "gelu")?, gelu_tanh_f32)), layout.shape().clone()))
     }
 
     /// `½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3c·x²)`, `t = tanh(√(2/π)(x + c·x³))`.
