@@ -15,6 +15,7 @@
 
 mod error;
 mod flow_match_euler;
+pub mod noise;
 pub mod shift;
 pub mod training;
 mod unipc;
