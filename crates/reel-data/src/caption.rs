@@ -102,6 +102,23 @@ fn object_phrase(rng: &mut Rng, o: &ObjectLabels) -> String {
     format!("{article} {}", words.join(" "))
 }
 
+/// Every phrase a caption can contain, template words included: what a word-level
+/// vocabulary for Shapes World needs (split it as the tokenizer does).
+pub fn phrases() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = vec!["a", "an", "and", "video of", ","];
+    out.extend(Shape::ALL.iter().flat_map(|&v| shape_words(v)));
+    out.extend(Motion::ALL.iter().flat_map(|&v| motion_words(v)));
+    out.extend(Speed::ALL.iter().flat_map(|&v| speed_words(v)));
+    out.extend(Size::ALL.iter().flat_map(|&v| size_words(v)));
+    out.extend(Theme::ALL.iter().flat_map(|&v| theme_words(v)));
+    out.extend(Camera::ALL.iter().flat_map(|&v| camera_words(v)));
+    out.extend(Style::ALL.iter().flat_map(|&v| style_words(v)));
+    out.extend(Mood::ALL.iter().flat_map(|&v| mood_words(v)));
+    out.extend(Color::ALL.iter().map(|&v| color_word(v)));
+    out.retain(|p| !p.is_empty());
+    out
+}
+
 /// A caption for `labels`, its phrasing drawn from `rng`.
 pub fn caption(rng: &mut Rng, labels: &SceneLabels) -> String {
     let mut words = Vec::new();
@@ -136,6 +153,19 @@ mod tests {
         let want = "gloomy pixel-art video of a small red circle moving right quickly at night, the camera pans left";
         let found = (0..2000).any(|i| caption(&mut Rng::new(i), &labels) == want);
         assert!(found, "never produced: {want}");
+    }
+
+    #[test]
+    fn phrases_cover_every_caption() {
+        let all = phrases().join(" ");
+        let known: std::collections::HashSet<&str> = all.split([' ', ',']).collect();
+        let world = crate::ShapesWorld::new(crate::WorldConfig::default()).unwrap();
+        for i in 0..3000 {
+            let c = world.sample(i).caption;
+            for w in c.split([' ', ',']).filter(|w| !w.is_empty()) {
+                assert!(known.contains(w), "'{w}' of '{c}' is missing from phrases()");
+            }
+        }
     }
 
     #[test]

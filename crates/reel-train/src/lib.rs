@@ -1,10 +1,14 @@
-//! # reel-train — training Reel's models
-//!
-//! The optimiser-side building blocks every trainer uses: the learning-rate
-//! schedule ([`schedule`]), global gradient-norm clipping ([`clip`]) and an
-//! exponential moving average of the weights ([`ema`]). The trainers, run
-//! configs, checkpoints and data parallelism build on them (docs/training.md).
+//! Training for Reel (docs/training.md): run configs, the data pipeline and latent
+//! caches, the VAE and flow-matching transformer trainers, checkpoints with exact
+//! resume, metrics and plots, and data parallelism over ranks.
 
+pub mod cache;
 pub mod clip;
+pub mod config;
+pub mod data;
 pub mod ema;
+mod error;
 pub mod schedule;
+
+pub use config::RunConfig;
+pub use error::{Result, TrainError};

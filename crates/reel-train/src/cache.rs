@@ -1,0 +1,240 @@
+//! Latent caches (`reel data cache`): videos encoded once by the VAE (posterior mean and
+//! log-variance) and captions by the text encoder, in sharded safetensors with an
+//! `index.json`. A cache records hashes of the weights it was made with; training refuses
+//! a cache made with a different VAE (or, for cached text, a different text encoder).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Bucket;
+use crate::data::{Example, ExamplePayload};
+use crate::error::{Result, TrainError};
+
+pub const INDEX: &str = "index.json";
+const FORMAT: &str = "reel-latent-cache/1";
+/// Loaded shards kept in memory.
+const SHARDS_IN_MEMORY: usize = 4;
+
+/// A 64-bit FNV-1a hash over tensor names, shapes and f32 values, in name order:
+/// identifies the weights a cache was made with.
+pub fn weights_hash(tensors: &HashMap<String, Tensor>) -> Result<String> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let t = &tensors[name];
+        eat(name.as_bytes());
+        for d in t.dims() {
+            eat(&(*d as u64).to_le_bytes());
+        }
+        for v in t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()? {
+            eat(&v.to_le_bytes());
+        }
+    }
+    Ok(format!("{h:016x}"))
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub shard: usize,
+    pub caption: String,
+    pub fps: f32,
+    pub source: String,
+}
+
+/// `index.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CacheIndex {
+    pub format: String,
+    pub vae_hash: String,
+    /// Present when text embeddings are cached.
+    pub text_encoder_hash: Option<String>,
+    pub max_text_len: Option<usize>,
+    pub width: u32,
+    pub height: u32,
+    pub frames: u32,
+    pub shards: Vec<String>,
+    pub entries: Vec<CacheEntry>,
+    /// Source files that could not be encoded.
+    pub skipped: Vec<crate::data::Skipped>,
+}
+
+/// An opened cache.
+pub struct LatentCache {
+    dir: PathBuf,
+    index: CacheIndex,
+    loaded: Mutex<Vec<(usize, Arc<HashMap<String, Tensor>>)>>,
+}
+
+impl LatentCache {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let bad = |reason: String| TrainError::Cache { path: dir.to_path_buf(), reason };
+        let text = std::fs::read_to_string(dir.join(INDEX)).map_err(|e| bad(format!("cannot read {INDEX}: {e}")))?;
+        let index: CacheIndex = serde_json::from_str(&text).map_err(|e| bad(format!("{INDEX}: {e}")))?;
+        if index.format != FORMAT {
+            return Err(bad(format!("format '{}', expected '{FORMAT}'", index.format)));
+        }
+        if let Some(missing) = index.shards.iter().find(|s| !dir.join(s).is_file()) {
+            return Err(bad(format!("shard '{missing}' is missing")));
+        }
+        Ok(Self { dir: dir.to_path_buf(), index, loaded: Mutex::new(Vec::new()) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index(&self) -> &CacheIndex {
+        &self.index
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.entries.is_empty()
+    }
+
+    pub fn fits(&self, b: &Bucket) -> bool {
+        (b.width, b.height, b.frames) == (self.index.width, self.index.height, self.index.frames)
+    }
+
+    /// Refuses a cache made with other weights than the run's.
+    pub fn check_model(&self, vae_hash: &str, text_encoder_hash: Option<&str>) -> Result<()> {
+        let bad = |reason: String| TrainError::Cache { path: self.dir.clone(), reason };
+        if self.index.vae_hash != vae_hash {
+            return Err(bad(format!("made with VAE weights {}, but this run's VAE is {vae_hash}", self.index.vae_hash)));
+        }
+        if let (Some(cached), Some(run)) = (&self.index.text_encoder_hash, text_encoder_hash) {
+            if cached != run {
+                return Err(bad(format!("text embeddings made with text encoder {cached}, but this run's is {run}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn shard(&self, i: usize) -> Result<Arc<HashMap<String, Tensor>>> {
+        let mut loaded = self.loaded.lock().expect("cache lock");
+        if let Some(pos) = loaded.iter().position(|(s, _)| *s == i) {
+            let hit = loaded.remove(pos);
+            let tensors = hit.1.clone();
+            loaded.push(hit);
+            return Ok(tensors);
+        }
+        let path = self.dir.join(&self.index.shards[i]);
+        let tensors = Arc::new(
+            candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| TrainError::Cache { path: path.clone(), reason: e.to_string() })?,
+        );
+        if loaded.len() >= SHARDS_IN_MEMORY {
+            loaded.remove(0);
+        }
+        loaded.push((i, tensors.clone()));
+        Ok(tensors)
+    }
+
+    /// Entry `item` as an example.
+    pub fn load(&self, item: u64) -> Result<Example> {
+        let entry = &self.index.entries[item as usize];
+        let shard = self.shard(entry.shard)?;
+        let get = |kind: &str| {
+            shard.get(&format!("{kind}.{item}")).cloned().ok_or_else(|| TrainError::Cache {
+                path: self.dir.join(&self.index.shards[entry.shard]),
+                reason: format!("no tensor '{kind}.{item}'"),
+            })
+        };
+        let text = if self.index.text_encoder_hash.is_some() { Some(get("text")?) } else { None };
+        Ok(Example { payload: ExamplePayload::Latents { mean: get("mean")?, logvar: get("logvar")?, text }, caption: entry.caption.clone(), fps: entry.fps })
+    }
+}
+
+/// Writes a cache shard by shard into a hidden folder, renamed into place by [`CacheWriter::finish`].
+pub struct CacheWriter {
+    out: PathBuf,
+    tmp: PathBuf,
+    index: CacheIndex,
+    shard_size: usize,
+    pending: HashMap<String, Tensor>,
+}
+
+impl CacheWriter {
+    pub fn create(out: &Path, bucket: &Bucket, vae_hash: String, text: Option<(String, usize)>, shard_size: usize) -> Result<Self> {
+        if out.exists() {
+            return Err(TrainError::Cache { path: out.to_path_buf(), reason: "already exists; choose a new --out or remove it".into() });
+        }
+        let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "cache".into());
+        let tmp = out.with_file_name(format!(".{name}.reel-tmp-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
+        let (text_encoder_hash, max_text_len) = text.map_or((None, None), |(h, l)| (Some(h), Some(l)));
+        let index = CacheIndex {
+            format: FORMAT.into(),
+            vae_hash,
+            text_encoder_hash,
+            max_text_len,
+            width: bucket.width,
+            height: bucket.height,
+            frames: bucket.frames,
+            shards: Vec::new(),
+            entries: Vec::new(),
+            skipped: Vec::new(),
+        };
+        Ok(Self { out: out.to_path_buf(), tmp, index, shard_size: shard_size.max(1), pending: HashMap::new() })
+    }
+
+    /// Adds one encoded example (`mean`/`logvar` `[z, T, h, w]`, `text` `[L, D]`).
+    pub fn add(&mut self, mean: &Tensor, logvar: &Tensor, text: Option<&Tensor>, caption: &str, fps: f32, source: &str) -> Result<()> {
+        let i = self.index.entries.len();
+        self.pending.insert(format!("mean.{i}"), mean.contiguous()?);
+        self.pending.insert(format!("logvar.{i}"), logvar.contiguous()?);
+        if let Some(t) = text {
+            self.pending.insert(format!("text.{i}"), t.contiguous()?);
+        }
+        self.index.entries.push(CacheEntry { shard: self.index.shards.len(), caption: caption.into(), fps, source: source.into() });
+        if self.index.entries.len() % self.shard_size == 0 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn skip(&mut self, skipped: crate::data::Skipped) {
+        self.index.skipped.push(skipped);
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let name = format!("shard-{:05}.safetensors", self.index.shards.len());
+        let path = self.tmp.join(&name);
+        candle_core::safetensors::save(&std::mem::take(&mut self.pending), &path).map_err(|e| TrainError::Cache { path, reason: e.to_string() })?;
+        self.index.shards.push(name);
+        Ok(())
+    }
+
+    /// Writes the index and moves the cache into place.
+    pub fn finish(mut self) -> Result<CacheIndex> {
+        self.flush()?;
+        let path = self.tmp.join(INDEX);
+        std::fs::write(&path, serde_json::to_string_pretty(&self.index).expect("index serialises")).map_err(TrainError::io(&path))?;
+        std::fs::rename(&self.tmp, &self.out).map_err(TrainError::io(&self.out))?;
+        Ok(std::mem::replace(&mut self.index, CacheIndex { format: String::new(), vae_hash: String::new(), text_encoder_hash: None, max_text_len: None, width: 0, height: 0, frames: 0, shards: vec![], entries: vec![], skipped: vec![] }))
+    }
+}
+
+impl Drop for CacheWriter {
+    /// An unfinished cache leaves nothing behind.
+    fn drop(&mut self) {
+        if self.tmp.exists() {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
