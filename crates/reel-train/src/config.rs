@@ -10,6 +10,7 @@ use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::schedule::Decay;
 
 /// What a run trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,24 +182,17 @@ impl Default for OptimizerConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DecayKind {
-    Cosine,
-    Constant,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
     pub warmup_steps: u64,
-    pub decay: DecayKind,
+    pub decay: Decay,
     pub min_lr: f64,
 }
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        Self { warmup_steps: 0, decay: DecayKind::Cosine, min_lr: 0.0 }
+        Self { warmup_steps: 0, decay: Decay::Cosine, min_lr: 0.0 }
     }
 }
 

@@ -3,11 +3,14 @@
 //! resume, metrics and plots, and data parallelism over ranks.
 
 pub mod cache;
-pub mod clip;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod ema;
 mod error;
+pub mod metrics;
+pub mod optim;
 pub mod schedule;
 
 pub use config::RunConfig;

@@ -708,8 +708,9 @@ impl AutoencoderKLWan {
         Ok(())
     }
 
-    /// A whole tile, unclamped (tiles are blended before clamping, as diffusers does).
-    fn decode_unclamped(&self, z: &Tensor) -> Result<Tensor> {
+    /// Decodes whole (no tiling) without clamping: tiles are blended before clamping, as
+    /// diffusers does, and training needs gradients where a clamp would cut them.
+    pub fn decode_unclamped(&self, z: &Tensor) -> Result<Tensor> {
         let mut out = Vec::new();
         self.decode_frames(z, |chunk| {
             out.push(chunk);
