@@ -34,9 +34,45 @@ pub enum Command {
     /// Inspect and run models in the diffusers layout.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Train a model from a TOML run config (see docs/training.md), or export a run.
+    Train(TrainArgs),
     /// Measure speed and memory.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `reel train CONFIG.toml [--out DIR] [--resume] [--max-steps N]` or `reel train export RUN DIR`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TrainArgs {
+    /// The run config (configs/smoke.toml is a complete example).
+    #[arg(required = true)]
+    pub config: Option<PathBuf>,
+    /// Run directory (default: runs/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its newest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop cleanly after this step, with a checkpoint (exit 0).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    #[command(subcommand)]
+    pub command: Option<TrainCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Write a run's newest checkpoint as a diffusers-layout model directory.
+    Export {
+        /// The run directory.
+        run: PathBuf,
+        /// The model directory to write (replaced if it exists).
+        out: PathBuf,
+        /// Export the raw weights instead of the EMA weights.
+        #[arg(long)]
+        raw: bool,
+    },
 }
 
 /// Which part of a model `reel model run` runs.
@@ -206,6 +242,39 @@ pub enum DataCommand {
         start: u64,
         #[command(flatten)]
         world: WorldArgs,
+    },
+    /// Encode videos (or images, or Shapes World clips) to VAE latents, and captions to text
+    /// embeddings, in a sharded cache that `data.source = "cache"` trains from.
+    Cache {
+        /// A folder of captioned videos (manifest.jsonl/.csv or .txt captions); omit for Shapes World.
+        input: Option<PathBuf>,
+        /// A model directory with vae/ (and text_encoder/ + tokenizer/ for --text).
+        #[arg(long)]
+        model: PathBuf,
+        /// The cache folder to create.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        width: u32,
+        #[arg(long, default_value_t = 64)]
+        height: u32,
+        #[arg(long, default_value_t = 17)]
+        frames: u32,
+        /// Frame-rate set (CogVideo's rule picks the lowest that yields the length); repeatable.
+        #[arg(long)]
+        fps: Vec<f64>,
+        /// Also cache text embeddings (for runs whose text encoder is frozen).
+        #[arg(long)]
+        text: bool,
+        /// Tokens per caption (with --text).
+        #[arg(long, default_value_t = 32)]
+        max_text_len: usize,
+        /// Examples per shard.
+        #[arg(long, default_value_t = 256)]
+        shard_size: usize,
+        /// Shapes World clips to cache (without INPUT).
+        #[arg(long, default_value_t = 256)]
+        count: u64,
     },
 }
 

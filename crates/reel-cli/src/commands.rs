@@ -29,6 +29,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCommand::Samples { count, start, world }) => data_samples(&world, start, count),
         Command::Model(ModelCommand::Info { dir, json }) => model_info(&dir, json),
         Command::Model(ModelCommand::Run { dir, component, inputs, output }) => model_run(&dir, component, &inputs, &output),
+        Command::Train(args) => crate::train::train(args, quiet),
+        Command::Data(DataCommand::Cache { input, model, out, width, height, frames, fps, text, max_text_len, shard_size, count }) => {
+            crate::train::cache(input, model, &out, [width, height, frames], fps, text, max_text_len, shard_size, count, quiet)
+        }
         Command::Bench(BenchCommand::Transformer { model, text_len }) => crate::bench::transformer(&model, text_len),
         Command::Bench(BenchCommand::Vae { model, encode }) => crate::bench::vae(&model, encode),
         Command::Bench(BenchCommand::Video { out, format, frames, width, height, fps, keep }) => {
@@ -41,7 +45,7 @@ fn world_config(w: &WorldArgs) -> WorldConfig {
     WorldConfig { seed: w.seed, width: w.width, height: w.height, frames: w.frames, fps: w.fps, split: w.split.into() }
 }
 
-fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }

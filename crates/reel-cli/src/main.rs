@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod train;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             d.hint()
         } else if let Some(m) = e.downcast_ref::<reel_models::ModelError>() {
             m.hint()
+        } else if let Some(t) = e.downcast_ref::<reel_train::TrainError>() {
+            t.hint()
         } else {
             None
         }

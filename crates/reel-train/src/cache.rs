@@ -43,6 +43,18 @@ pub fn weights_hash(tensors: &HashMap<String, Tensor>) -> Result<String> {
     Ok(format!("{h:016x}"))
 }
 
+/// The hash of a component's weights (names without `prefix`), from its variables or its folder.
+pub fn component_hash(weights: &crate::models::Weights, prefix: &str) -> Result<String> {
+    let tensors: HashMap<String, Tensor> = match weights {
+        crate::models::Weights::Vars(map) => map.data().lock().expect("varmap lock").iter().map(|(k, v)| (format!("{prefix}{k}"), v.as_tensor().clone())).collect(),
+        crate::models::Weights::Dir(dir) => {
+            let files = reel_models::loading::component_files(dir)?;
+            reel_models::loading::load_tensors(&files.weights, &Device::Cpu)?
+        }
+    };
+    weights_hash(&tensors)
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CacheEntry {
     pub shard: usize,
@@ -237,4 +249,76 @@ impl Drop for CacheWriter {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
     }
+}
+
+/// What `reel data cache` encodes.
+#[derive(Clone, Debug)]
+pub struct CacheJob {
+    /// The source (a folder of videos or images, or Shapes World); crops are centred and
+    /// there is no flip or jitter, so a cache holds each clip once.
+    pub data: crate::config::DataConfig,
+    pub bucket: Bucket,
+    /// A model directory with `vae/` (and `text_encoder/` + `tokenizer/` to cache text).
+    pub model: PathBuf,
+    pub with_text: bool,
+    pub max_text_len: usize,
+    pub shard_size: usize,
+    /// For Shapes World: how many clips.
+    pub count: Option<u64>,
+}
+
+/// Encodes every usable item of `job.data` into a cache at `out`; `progress(done, total)`.
+pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, mut progress: impl FnMut(u64, u64)) -> Result<CacheIndex> {
+    use crate::data::Dataset;
+    let dev = Device::Cpu;
+    let mut data = job.data.clone();
+    data.random_crop = false;
+    data.flip = 0.0;
+    data.color_jitter = 0.0;
+    let dataset = Dataset::open(&data)?;
+    let vae_dir = reel_models::loading::resolve_component(&job.model, "vae")?;
+    let vae = reel_models::load_wan_vae(&vae_dir, DType::F32, &dev)?;
+    let vae_hash = component_hash(&crate::models::Weights::Dir(vae_dir), "")?;
+    let text = if job.with_text {
+        let dir = reel_models::loading::resolve_component(&job.model, "text_encoder")?;
+        let tok = job.model.join("tokenizer").join(crate::models::TOKENIZER_FILE);
+        let tokenizer = reel_models::text::tokenizer::TextTokenizer::from_file(&tok)?;
+        let hash = component_hash(&crate::models::Weights::Dir(dir.clone()), "")?;
+        Some((reel_models::load_text_encoder(&dir, DType::F32, &dev)?, tokenizer, hash))
+    } else {
+        None
+    };
+    let items: Vec<u64> = match dataset.items_for(&job.bucket, &[job.bucket]) {
+        Some(list) => list,
+        None => (0..job.count.unwrap_or(256)).collect(),
+    };
+    if items.is_empty() {
+        return Err(TrainError::Data(format!("no item fits {}x{}x{}", job.bucket.width, job.bucket.height, job.bucket.frames)));
+    }
+    let mut writer = CacheWriter::create(out, &job.bucket, vae_hash, text.as_ref().map(|t| (t.2.clone(), job.max_text_len)), job.shard_size)?;
+    for s in dataset.skipped() {
+        writer.skip(s.clone());
+    }
+    let total = items.len() as u64;
+    for (n, &item) in items.iter().enumerate() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(TrainError::Interrupted { step: n as u64 });
+        }
+        match dataset.load(item, &job.bucket, &[job.bucket], item, &data, 0) {
+            Ok(ex) => {
+                let crate::data::ExamplePayload::Pixels(p) = ex.payload else { unreachable!("folders give pixels") };
+                let b = job.bucket;
+                let x = Tensor::from_vec(p, (1, 3, b.frames as usize, b.height as usize, b.width as usize), &dev)?;
+                let post = vae.encode(&x)?;
+                let emb = match &text {
+                    Some((enc, tok, _)) => Some(reel_pipelines::encode_prompts(enc.as_ref(), tok, &[ex.caption.as_str()], job.max_text_len, &dev)?.squeeze(0)?),
+                    None => None,
+                };
+                writer.add(&post.mean.squeeze(0)?, &post.logvar.squeeze(0)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item))?;
+            }
+            Err(reason) => writer.skip(crate::data::Skipped { path: dataset.describe(item), reason }),
+        }
+        progress(n as u64 + 1, total);
+    }
+    writer.finish()
 }

@@ -43,6 +43,15 @@ impl Ema {
     pub fn updates(&self) -> u64 {
         self.updates
     }
+
+    /// Restores a checkpointed average: every averaged weight must be present in `shadow`.
+    pub fn restore(&mut self, shadow: &HashMap<String, Tensor>, updates: u64) -> Result<()> {
+        for (name, s) in self.shadow.iter_mut() {
+            *s = shadow.get(name).ok_or_else(|| candle_core::Error::Msg(format!("EMA state lacks '{name}'")))?.clone();
+        }
+        self.updates = updates;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@ pub mod dist;
 pub mod ema;
 mod error;
 pub mod metrics;
+pub mod models;
 pub mod optim;
 pub mod schedule;
+pub mod trainer;
 
 pub use config::RunConfig;
 pub use error::{Result, TrainError};
+pub use trainer::{export, train, Observer, Options, Outcome, Quiet};

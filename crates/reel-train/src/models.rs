@@ -1,0 +1,364 @@
+//! The models of a run: built fresh from the config or loaded from a model directory,
+//! trainable weights held in `VarMap`s, and exported in the diffusers layout.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use reel_models::loading::{component_files, load_tensors};
+use reel_models::text::reel_text::{ReelTextConfig, ReelTextEncoder};
+use reel_models::text::tokenizer::TextTokenizer;
+use reel_models::text::TextEncoder;
+use reel_models::wan::{AutoencoderKLWan, WanTransformer3DModel, WanTransformerConfig, WanVaeConfig};
+use serde_json::json;
+
+use crate::config::{RunConfig, SourceKind, Task};
+use crate::error::{Result, TrainError};
+
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// Where a component's weights live.
+pub enum Weights {
+    /// In memory as variables (trainable, or fresh and frozen).
+    Vars(VarMap),
+    /// Loaded read-only from a component folder (exported by copying it).
+    Dir(PathBuf),
+}
+
+pub enum Text {
+    Reel { model: ReelTextEncoder, map: VarMap },
+    Other { model: Box<dyn TextEncoder>, dir: PathBuf },
+}
+
+impl Text {
+    pub fn encoder(&self) -> &dyn TextEncoder {
+        match self {
+            Text::Reel { model, .. } => model,
+            Text::Other { model, .. } => model.as_ref(),
+        }
+    }
+}
+
+/// Every model a run uses.
+pub struct Models {
+    pub transformer: Option<(WanTransformer3DModel, VarMap)>,
+    pub vae: AutoencoderKLWan,
+    pub vae_weights: Weights,
+    pub text: Option<Text>,
+    pub tokenizer: Option<TextTokenizer>,
+    /// Whether the text encoder trains.
+    pub train_text: bool,
+}
+
+fn fresh_map() -> VarMap {
+    VarMap::new()
+}
+
+/// Overwrites every variable of `map` with the tensor of the same name in `dir`'s weights.
+fn load_into(map: &VarMap, dir: &Path) -> Result<()> {
+    let files = component_files(dir)?;
+    let tensors = load_tensors(&files.weights, &Device::Cpu)?;
+    for (name, var) in map.data().lock().expect("varmap lock").iter() {
+        let t = tensors.get(name).ok_or_else(|| reel_models::ModelError::Weights { path: dir.to_path_buf(), reason: format!("no tensor '{name}'") })?;
+        var.set(&t.to_dtype(DType::F32)?.reshape(var.shape())?)?;
+    }
+    Ok(())
+}
+
+fn config_of<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let files = component_files(dir)?;
+    serde_json::from_value(files.config).map_err(|e| {
+        TrainError::Model(reel_models::ModelError::InvalidFile { what: "config", path: dir.join("config.json"), reason: e.to_string() })
+    })
+}
+
+fn component(from: Option<&Path>, name: &str) -> Option<PathBuf> {
+    from.map(|f| f.join(name)).filter(|d| d.join("config.json").is_file())
+}
+
+/// The word-level vocabulary for a fresh text encoder: Shapes World's phrases, or every word
+/// of the folder's captions.
+pub fn vocabulary(cfg: &RunConfig, dataset: &crate::data::Dataset) -> Vec<String> {
+    let mut text: Vec<String> = reel_data::caption::phrases().iter().map(|s| s.to_string()).collect();
+    if cfg.data.source != SourceKind::Shapes {
+        if let crate::data::Dataset::Files { items, .. } = dataset {
+            text.extend(items.iter().map(|i| i.caption.clone()));
+        }
+        if let crate::data::Dataset::Cache(c) = dataset {
+            text.extend(c.index().entries.iter().map(|e| e.caption.clone()));
+        }
+    }
+    // Split as the tokenizer's pre-tokenizer does: runs of word characters, runs of other non-space.
+    let mut words: Vec<String> = Vec::new();
+    for t in &text {
+        let mut cur = String::new();
+        let mut cur_word = None;
+        for ch in t.to_lowercase().chars() {
+            let is_word = ch.is_alphanumeric() || ch == '_';
+            if ch.is_whitespace() || cur_word.is_some_and(|w| w != is_word) {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            if !ch.is_whitespace() {
+                cur.push(ch);
+                cur_word = Some(is_word);
+            } else {
+                cur_word = None;
+            }
+        }
+        if !cur.is_empty() {
+            words.push(cur);
+        }
+    }
+    words.sort();
+    words.dedup();
+    words
+}
+
+impl Models {
+    /// Builds or loads the models of `cfg`. `tokenizer` is the run's saved tokenizer, if any
+    /// (a fresh text encoder needs one; `vocabulary` builds it on first start).
+    pub fn build(cfg: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<Self> {
+        let dev = Device::Cpu;
+        let from = cfg.model.from.as_deref();
+        if let Some(f) = from {
+            if !f.is_dir() {
+                return Err(TrainError::Config { path: f.to_path_buf(), reason: "model.from is not a model directory".into() });
+            }
+        }
+        let clash = |name: &str| TrainError::Config {
+            path: from.map(Path::to_path_buf).unwrap_or_default(),
+            reason: format!("both model.from has {name}/ and [model.{name}] is set; keep one"),
+        };
+        // VAE.
+        let (vae, vae_weights) = match (component(from, "vae"), &cfg.model.vae) {
+            (Some(_), Some(_)) => return Err(clash("vae")),
+            (Some(dir), None) if cfg.task == Task::Transformer => (reel_models::load_wan_vae(&dir, DType::F32, &dev)?, Weights::Dir(dir)),
+            (Some(dir), None) => {
+                let vc: WanVaeConfig = config_of(&dir)?;
+                let map = fresh_map();
+                let vae = AutoencoderKLWan::new(&vc, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+                load_into(&map, &dir)?;
+                (vae, Weights::Vars(map))
+            }
+            (None, Some(vc)) => {
+                vc.validate().map_err(|r| TrainError::Config { path: PathBuf::from("[model.vae]"), reason: r })?;
+                let map = fresh_map();
+                (AutoencoderKLWan::new(vc, VarBuilder::from_varmap(&map, DType::F32, &dev))?, Weights::Vars(map))
+            }
+            (None, None) => {
+                return Err(TrainError::Config {
+                    path: PathBuf::from("[model]"),
+                    reason: "no VAE: set model.from to a model directory with vae/, or describe a fresh one in [model.vae]".into(),
+                })
+            }
+        };
+        if cfg.task == Task::Vae {
+            return Ok(Self { transformer: None, vae, vae_weights, text: None, tokenizer: None, train_text: false });
+        }
+        // Transformer.
+        let (tc, tdir): (WanTransformerConfig, Option<PathBuf>) = match (component(from, "transformer"), &cfg.model.transformer) {
+            (Some(_), Some(_)) => return Err(clash("transformer")),
+            (Some(dir), None) => (config_of(&dir)?, Some(dir)),
+            (None, Some(tc)) => (tc.clone(), None),
+            (None, None) => {
+                return Err(TrainError::Config {
+                    path: PathBuf::from("[model]"),
+                    reason: "no transformer: set model.from to a model directory with transformer/, or describe one in [model.transformer]".into(),
+                })
+            }
+        };
+        let bad = |reason: String| TrainError::Config { path: PathBuf::from("[model.transformer]"), reason };
+        tc.validate().map_err(bad)?;
+        let z = vae.config().z_dim;
+        let want_in = if cfg.train.keyframes.is_empty() { z } else { 2 * z + 1 };
+        if tc.in_channels != want_in || tc.out_channels() != z {
+            return Err(bad(format!(
+                "in_channels {} / out_channels {} do not fit the VAE's {z} latent channels (need in {want_in}{}, out {z})",
+                tc.in_channels,
+                tc.out_channels(),
+                if cfg.train.keyframes.is_empty() { "" } else { " = 2·z + 1 with keyframes" }
+            )));
+        }
+        let tmap = fresh_map();
+        let transformer = WanTransformer3DModel::new(&tc, VarBuilder::from_varmap(&tmap, DType::F32, &dev))?;
+        if let Some(dir) = &tdir {
+            load_into(&tmap, dir)?;
+        }
+        // Tokenizer and text encoder.
+        let tokenizer = match (component(from, "tokenizer").map(|d| d.join(TOKENIZER_FILE)).filter(|p| p.is_file()), tokenizer) {
+            (Some(path), _) => TextTokenizer::from_file(&path)?,
+            (None, Some(t)) => t,
+            (None, None) => return Err(TrainError::Config { path: PathBuf::from("[model]"), reason: "no tokenizer (model.from has no tokenizer/)".into() }),
+        };
+        let (text, default_train) = match (component(from, "text_encoder"), &cfg.model.text_encoder) {
+            (Some(_), Some(_)) => return Err(clash("text_encoder")),
+            (Some(dir), None) => {
+                let config: serde_json::Value = component_files(&dir)?.config;
+                if config["model_type"] == "reel-text" {
+                    let rc: ReelTextConfig = config_of(&dir)?;
+                    let map = fresh_map();
+                    let model = ReelTextEncoder::new(&rc, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+                    load_into(&map, &dir)?;
+                    (Text::Reel { model, map }, false)
+                } else {
+                    (Text::Other { model: reel_models::load_text_encoder(&dir, DType::F32, &dev)?, dir }, false)
+                }
+            }
+            (None, Some(rc)) => {
+                let rc = ReelTextConfig { vocab_size: tokenizer.vocab_size(), max_position_embeddings: rc.max_position_embeddings.max(cfg.model.max_text_len), ..rc.clone() };
+                let map = fresh_map();
+                let model = ReelTextEncoder::new(&rc, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+                (Text::Reel { model, map }, true)
+            }
+            (None, None) => {
+                return Err(TrainError::Config {
+                    path: PathBuf::from("[model]"),
+                    reason: "no text encoder: set model.from to a model directory with text_encoder/, or describe a fresh one in [model.text_encoder]".into(),
+                })
+            }
+        };
+        let train_text = cfg.model.train_text_encoder.unwrap_or(default_train);
+        if train_text && matches!(text, Text::Other { .. }) {
+            return Err(TrainError::Config { path: PathBuf::from("[model]"), reason: "train_text_encoder: only Reel's own reel-text encoder can be trained".into() });
+        }
+        if text.encoder().hidden_size() != tc.text_dim {
+            return Err(bad(format!("text_dim {} differs from the text encoder's hidden size {}", tc.text_dim, text.encoder().hidden_size())));
+        }
+        Ok(Self { transformer: Some((transformer, tmap)), vae, vae_weights, text: Some(text), tokenizer: Some(tokenizer), train_text })
+    }
+
+    /// Every variable, prefixed by component (`transformer.`, `text_encoder.`, `vae.`), sorted by name.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        let mut add = |prefix: &str, map: &VarMap| {
+            for (k, v) in map.data().lock().expect("varmap lock").iter() {
+                out.push((format!("{prefix}.{k}"), v.clone()));
+            }
+        };
+        if let Some((_, map)) = &self.transformer {
+            add("transformer", map);
+        }
+        if let Some(Text::Reel { map, .. }) = &self.text {
+            add("text_encoder", map);
+        }
+        if let Weights::Vars(map) = &self.vae_weights {
+            add("vae", map);
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The variables that may train in this task (before freeze patterns).
+    pub fn trainable_prefixes(&self) -> Vec<&'static str> {
+        match &self.transformer {
+            None => vec!["vae."],
+            Some(_) if self.train_text => vec!["transformer.", "text_encoder."],
+            Some(_) => vec!["transformer."],
+        }
+    }
+
+    /// Current weights of every variable (prefixed names).
+    pub fn weights(&self) -> Result<HashMap<String, Tensor>> {
+        self.named_vars().into_iter().map(|(k, v)| Ok((k, v.as_tensor().copy()?))).collect()
+    }
+
+    /// Sets variables from prefixed weights (a checkpoint).
+    pub fn set_weights(&self, weights: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in self.named_vars() {
+            let t = weights.get(&name).ok_or_else(|| TrainError::Checkpoint { path: PathBuf::new(), reason: format!("no weights for '{name}'") })?;
+            var.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a diffusers-layout model directory from `weights` (prefixed names; the current
+    /// weights or the EMA's). Frozen components loaded from folders are copied.
+    pub fn export(&self, cfg: &RunConfig, weights: &HashMap<String, Tensor>, out: &Path) -> Result<()> {
+        let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+        let tmp = out.with_file_name(format!(".{name}.reel-tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
+        }
+        let result = self.write_export(cfg, weights, &tmp).and_then(|()| {
+            if out.exists() {
+                std::fs::remove_dir_all(out).map_err(TrainError::io(out))?;
+            }
+            std::fs::rename(&tmp, out).map_err(TrainError::io(out))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    fn write_export(&self, cfg: &RunConfig, weights: &HashMap<String, Tensor>, dir: &Path) -> Result<()> {
+        let write_json = |path: PathBuf, value: &serde_json::Value| -> Result<()> {
+            std::fs::create_dir_all(path.parent().expect("in a folder")).map_err(TrainError::io(&path))?;
+            std::fs::write(&path, serde_json::to_string_pretty(value).expect("json")).map_err(TrainError::io(&path))
+        };
+        let section = |prefix: &str| -> HashMap<String, Tensor> {
+            weights.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v.clone()))).collect()
+        };
+        let save = |tensors: HashMap<String, Tensor>, path: PathBuf| -> Result<()> {
+            candle_core::safetensors::save(&tensors, &path).map_err(|e| TrainError::Checkpoint { path, reason: e.to_string() })
+        };
+        let with_class = |v: serde_json::Value, class: &str| {
+            let mut v = v;
+            v["_class_name"] = json!(class);
+            v["_diffusers_version"] = json!("0.33.0");
+            v
+        };
+        let mut index = json!({ "_class_name": "WanPipeline", "_diffusers_version": "0.33.0", "vae": ["diffusers", "AutoencoderKLWan"] });
+        match &self.vae_weights {
+            Weights::Vars(_) => {
+                write_json(dir.join("vae/config.json"), &with_class(serde_json::to_value(self.vae.config()).expect("json"), "AutoencoderKLWan"))?;
+                save(section("vae."), dir.join("vae/diffusion_pytorch_model.safetensors"))?;
+            }
+            Weights::Dir(src) => copy_dir(src, &dir.join("vae"))?,
+        }
+        if let Some((t, _)) = &self.transformer {
+            write_json(dir.join("transformer/config.json"), &with_class(serde_json::to_value(t.config()).expect("json"), "WanTransformer3DModel"))?;
+            save(section("transformer."), dir.join("transformer/diffusion_pytorch_model.safetensors"))?;
+            index["transformer"] = json!(["diffusers", "WanTransformer3DModel"]);
+            match self.text.as_ref().expect("a transformer run has a text encoder") {
+                Text::Reel { model, .. } => {
+                    write_json(dir.join("text_encoder/config.json"), &serde_json::to_value(model.config()).expect("json"))?;
+                    save(section("text_encoder."), dir.join("text_encoder/model.safetensors"))?;
+                    index["text_encoder"] = json!(["reel", "ReelTextEncoder"]);
+                }
+                Text::Other { dir: src, .. } => {
+                    copy_dir(src, &dir.join("text_encoder"))?;
+                    index["text_encoder"] = json!(["transformers", "UMT5EncoderModel"]);
+                }
+            }
+            let tok = dir.join("tokenizer").join(TOKENIZER_FILE);
+            std::fs::create_dir_all(tok.parent().expect("folder")).map_err(TrainError::io(&tok))?;
+            self.tokenizer.as_ref().expect("a transformer run has a tokenizer").save(&tok)?;
+            write_json(dir.join("tokenizer/tokenizer_config.json"), &json!({ "model_max_length": cfg.model.max_text_len }))?;
+            index["tokenizer"] = json!(["transformers", "PreTrainedTokenizerFast"]);
+            let scheduler = scheduler_config(cfg);
+            index["scheduler"] = json!(["diffusers", scheduler["_class_name"].clone()]);
+            write_json(dir.join("scheduler/scheduler_config.json"), &scheduler)?;
+        }
+        write_json(dir.join("model_index.json"), &index)
+    }
+}
+
+/// The sampler of a run: `model.scheduler`, or flow-matching Euler with shift 3.
+pub fn scheduler_config(cfg: &RunConfig) -> serde_json::Value {
+    cfg.model.scheduler.clone().unwrap_or_else(|| json!({ "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0 }))
+}
+
+fn copy_dir(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(TrainError::io(dst))?;
+    for entry in std::fs::read_dir(src).map_err(TrainError::io(src))? {
+        let path = entry.map_err(TrainError::io(src))?.path();
+        if path.is_file() {
+            std::fs::copy(&path, dst.join(path.file_name().expect("a file"))).map_err(TrainError::io(&path))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,568 @@
+//! The training loop shared by both tasks (docs/training.md): run directory, resume,
+//! stages, gradient accumulation, data-parallel averaging, clipping, AdamW, EMA,
+//! metrics, checkpoints and validation renders.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use reel_models::text::tokenizer::TextTokenizer;
+use reel_models::wan::WanInput;
+use reel_pipelines::{encode_prompts, frames_from_pixels, Components, Settings};
+use reel_schedulers::noise;
+use reel_schedulers::training::{add_noise, sample_logit_normal_sigmas, velocity_target};
+
+use crate::checkpoint::{self, Checkpoint, TrainState};
+use crate::config::{ReconLoss, RunConfig, SourceKind, Stage, Task};
+use crate::data::{Batch, Dataset, Loader, LoaderSpec, Payload};
+use crate::dist::Communicator;
+use crate::ema::Ema;
+use crate::error::{Result, TrainError};
+use crate::metrics::{self, MetricsLog, StepRecord};
+use crate::models::{scheduler_config, Models, Text, Weights, TOKENIZER_FILE};
+use crate::optim::{clip_grad_norm, AdamW};
+use crate::schedule::LrSchedule;
+
+/// The config exactly as given, and as resolved (absolute paths): what `--resume` and
+/// `reel train export` read back.
+pub const CONFIG_COPY: &str = "config.toml";
+pub const CONFIG_RESOLVED: &str = "config.resolved.json";
+
+const POSTERIOR_STREAM: u64 = 0x9057;
+const NOISE_STREAM: u64 = 0x401e;
+const SIGMA_STREAM: u64 = 0x5167;
+const DROPOUT_STREAM: u64 = 0xd209;
+
+/// How a run is started.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub out: PathBuf,
+    pub resume: bool,
+    /// Stop cleanly after this step (with a checkpoint).
+    pub max_steps: Option<u64>,
+}
+
+/// How a run ended (Ctrl-C is `Err(TrainError::Interrupted)`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Finished { step: u64, run: PathBuf },
+    Stopped { step: u64, run: PathBuf },
+}
+
+/// What the trainer tells its caller (the CLI draws a progress bar from it).
+pub trait Observer {
+    fn start(&mut self, _total_steps: u64, _first_step: u64) {}
+    fn step(&mut self, _record: &StepRecord, _total_steps: u64) {}
+    fn message(&mut self, _text: &str) {}
+}
+
+/// An observer that ignores everything (tests, non-zero ranks).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+fn keep_var(name: &str, prefixes: &[&str], freeze: &[String]) -> bool {
+    prefixes.iter().any(|p| name.starts_with(p)) && !freeze.iter().any(|f| glob(f, name))
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Per-example standard normal values keyed by sample id.
+fn per_sample_noise(seed: u64, stream: u64, ids: &[u64], like: &Tensor) -> Result<Tensor> {
+    let per = like.elem_count() / ids.len();
+    let mut v = Vec::with_capacity(like.elem_count());
+    for &id in ids {
+        v.extend(noise::gaussian(noise::key(seed, stream), id << 32, per));
+    }
+    Ok(Tensor::from_vec(v, like.shape(), like.device())?)
+}
+
+struct Run<'a> {
+    cfg: RunConfig,
+    dir: PathBuf,
+    comm: &'a dyn Communicator,
+    models: Models,
+    dataset: Arc<Dataset>,
+    opt: AdamW,
+    ema: Option<Ema>,
+    ema_vars: HashMap<String, Var>,
+    state: TrainState,
+    metrics: Option<MetricsLog>,
+}
+
+/// Trains the run of `config` (see the module docs).
+pub fn train(config: &Path, opts: &Options, comm: &dyn Communicator, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome> {
+    let cfg = RunConfig::from_file(config)?;
+    let text = std::fs::read_to_string(config).map_err(TrainError::io(config))?;
+    let dir = opts.out.clone();
+    let lead = comm.rank() == 0;
+    let resolved = serde_json::to_string_pretty(&cfg).expect("config serialises");
+    let latest = checkpoint::latest(&dir);
+    if opts.resume {
+        let saved = std::fs::read_to_string(dir.join(CONFIG_RESOLVED))
+            .map_err(|_| TrainError::RunDir { dir: dir.clone(), reason: "nothing to resume: no config.resolved.json (start it without --resume)".into() })?;
+        if saved != resolved {
+            return Err(TrainError::RunDir { dir: dir.clone(), reason: format!("was started with a different config; resume with its own {CONFIG_COPY} or start a new run") });
+        }
+    } else if latest.is_some() {
+        return Err(TrainError::RunDir { dir: dir.clone(), reason: "already has checkpoints".into() });
+    }
+    let dataset = Arc::new(Dataset::open(&cfg.data)?);
+    if !dataset.skipped().is_empty() {
+        obs.message(&format!(
+            "skipped {} unreadable or uncaptioned file(s): {}",
+            dataset.skipped().len(),
+            dataset.skipped().iter().take(5).map(|s| s.to_string()).collect::<Vec<_>>().join("; ")
+        ));
+    }
+    // The tokenizer of a fresh text encoder is made once and kept in the run directory.
+    let tok_path = dir.join(TOKENIZER_FILE);
+    let tokenizer = if tok_path.is_file() {
+        Some(TextTokenizer::from_file(&tok_path)?)
+    } else if cfg.task == Task::Transformer {
+        let words = crate::models::vocabulary(&cfg, &dataset);
+        Some(TextTokenizer::word_level(words.iter().map(String::as_str))?)
+    } else {
+        None
+    };
+    let models = Models::build(&cfg, tokenizer)?;
+    if let Dataset::Cache(cache) = dataset.as_ref() {
+        let text_hash = match &models.text {
+            Some(Text::Other { dir, .. }) => Some(crate::cache::component_hash(&Weights::Dir(dir.clone()), "")?),
+            Some(Text::Reel { map, .. }) if !models.train_text => Some(crate::cache::component_hash(&Weights::Vars(map.clone()), "")?),
+            _ => None,
+        };
+        cache.check_model(&crate::cache::component_hash(&models.vae_weights, "")?, text_hash.as_deref())?;
+    }
+    if lead && !opts.resume {
+        std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
+        std::fs::write(dir.join(CONFIG_COPY), &text).map_err(TrainError::io(&dir))?;
+        std::fs::write(dir.join(CONFIG_RESOLVED), &resolved).map_err(TrainError::io(&dir))?;
+        if let Some(t) = &models.tokenizer {
+            t.save(&tok_path)?;
+        }
+    }
+    comm.barrier();
+    let prefixes = models.trainable_prefixes();
+    let ema_vars: HashMap<String, Var> = models.named_vars().into_iter().filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p))).collect();
+    let mut run = Run {
+        opt: AdamW::new(&cfg.optimizer),
+        ema: cfg.train.ema_decay.map(|d| Ema::new(&ema_vars, d)).transpose()?,
+        ema_vars,
+        state: TrainState { seed: cfg.seed, ..Default::default() },
+        metrics: None,
+        cfg,
+        dir,
+        comm,
+        models,
+        dataset,
+    };
+    if let Some((_, path)) = latest.filter(|_| opts.resume) {
+        run.restore(&path)?;
+        obs.message(&format!("resuming after step {} from {}", run.state.step, path.display()));
+    }
+    if lead {
+        run.metrics = Some(MetricsLog::open(&run.dir, run.state.step)?);
+    }
+    run.train(opts, stop, obs)
+}
+
+impl Run<'_> {
+    fn restore(&mut self, path: &Path) -> Result<()> {
+        let ck = Checkpoint::load(path)?;
+        let bad = |e: candle_core::Error| TrainError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() };
+        self.models.set_weights(&ck.group("model")).map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })?;
+        self.opt.load_state(&ck.group("optimizer"), &ck.state.optimizer_steps).map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })?;
+        if let Some(ema) = &mut self.ema {
+            ema.restore(&ck.group("ema"), ck.state.ema_updates).map_err(bad)?;
+        }
+        self.state = ck.state;
+        Ok(())
+    }
+
+    fn save_checkpoint(&mut self) -> Result<()> {
+        if self.comm.rank() == 0 {
+            let (opt_tensors, opt_steps) = self.opt.state()?;
+            self.state.optimizer_steps = opt_steps;
+            self.state.ema_updates = self.ema.as_ref().map_or(0, Ema::updates);
+            let ema = self.ema.as_ref().map(|e| e.weights().clone()).unwrap_or_default();
+            checkpoint::save(&self.dir, &self.state, &[("model", self.models.weights()?), ("optimizer", opt_tensors), ("ema", ema)], self.cfg.checkpoint.keep)?;
+        }
+        self.comm.barrier();
+        Ok(())
+    }
+
+    fn train(&mut self, opts: &Options, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome> {
+        let stages = self.cfg.stages();
+        let total = self.cfg.total_steps();
+        let limit = opts.max_steps.unwrap_or(total).min(total);
+        let lead = self.comm.rank() == 0;
+        obs.start(total, self.state.step);
+        let started = Instant::now();
+        let elapsed_before = self.state.elapsed_seconds;
+        let mut last_saved = self.state.step;
+        while self.state.step < limit {
+            let si = self.state.stage;
+            let stage = stages[si].clone();
+            let trainable: Vec<(String, Var)> = {
+                let prefixes = self.models.trainable_prefixes();
+                self.models.named_vars().into_iter().filter(|(k, _)| keep_var(k, &prefixes, &stage.freeze)).collect()
+            };
+            if trainable.is_empty() {
+                return Err(TrainError::Config { path: self.dir.join(CONFIG_COPY), reason: format!("stage '{}' freezes every parameter", stage.name) });
+            }
+            let spec = LoaderSpec {
+                buckets: stage.buckets.clone(),
+                seed: self.cfg.seed,
+                start: self.state.stage_micro_batch,
+                rank: self.comm.rank(),
+                ranks: self.comm.size(),
+                id_base: (si as u64) << 40,
+            };
+            let mut loader = Loader::start(self.dataset.clone(), self.cfg.data.clone(), spec)?;
+            let stage_end = stage.first_step + stage.steps - 1;
+            while self.state.step < stage_end.min(limit) {
+                let record = self.step(&stage, &trainable, &mut loader, stop)?;
+                let interrupted = record.1;
+                let mut record = record.0;
+                record.seconds = elapsed_before + started.elapsed().as_secs_f64();
+                self.state.elapsed_seconds = record.seconds;
+                if let Some(m) = &self.metrics {
+                    m.append(&record)?;
+                }
+                obs.step(&record, total);
+                let s = self.state.step;
+                let end = s == limit || s == stage_end;
+                if lead && (s % self.cfg.logging.plot_every.max(1) == 0 || end) {
+                    metrics::plot(&metrics::read(&self.dir.join(metrics::FILE))?, &self.dir.join(metrics::PLOT))?;
+                }
+                if interrupted || end || s % self.cfg.checkpoint.every.max(1) == 0 {
+                    self.save_checkpoint()?;
+                    last_saved = s;
+                }
+                if interrupted {
+                    return Err(TrainError::Interrupted { step: s });
+                }
+                let v = &self.cfg.validation;
+                let due = (v.every > 0 && s % v.every == 0) || (s == total && v.every == 0);
+                if lead && due {
+                    self.validate(&stage, obs)?;
+                }
+            }
+            if self.state.step == stage_end && si + 1 < stages.len() {
+                self.state.stage += 1;
+                self.state.stage_micro_batch = 0;
+                // Record the stage change so that a resume starts the next stage's data.
+                self.save_checkpoint()?;
+            }
+        }
+        if last_saved != self.state.step {
+            self.save_checkpoint()?;
+        }
+        let run = self.dir.clone();
+        Ok(if self.state.step >= total { Outcome::Finished { step: self.state.step, run } } else { Outcome::Stopped { step: self.state.step, run } })
+    }
+
+    /// One optimizer step; returns its record and whether any rank was interrupted.
+    fn step(&mut self, stage: &Stage, trainable: &[(String, Var)], loader: &mut Loader, stop: &AtomicBool) -> Result<(StepRecord, bool)> {
+        let t0 = Instant::now();
+        let accum = self.cfg.train.grad_accum;
+        let mut grads: Vec<Vec<f32>> = trainable.iter().map(|(_, v)| vec![0f32; v.elem_count()]).collect();
+        let mut local = [0f64; 3]; // loss, samples, interrupted
+        for _ in 0..accum {
+            let batch = loader.next_batch()?;
+            self.state.skipped.extend(batch.skipped.iter().cloned());
+            self.state.next_sample_id = batch.sample_ids.last().map_or(0, |i| i + 1);
+            let loss = match self.cfg.task {
+                Task::Transformer => self.transformer_loss(&batch)?,
+                Task::Vae => self.vae_loss(&batch)?,
+            };
+            let g = (&loss / accum as f64)?.backward()?;
+            for ((_, var), acc) in trainable.iter().zip(grads.iter_mut()) {
+                if let Some(t) = g.get(var.as_tensor()) {
+                    for (a, x) in acc.iter_mut().zip(t.flatten_all()?.to_vec1::<f32>()?) {
+                        *a += x;
+                    }
+                }
+            }
+            local[0] += loss.to_scalar::<f32>()? as f64 / accum as f64;
+            local[1] += batch.captions.len() as f64;
+            self.state.stage_micro_batch += 1;
+        }
+        local[2] = stop.load(Ordering::Relaxed) as u8 as f64;
+        // Average over ranks: one flat all-reduce for the gradients, one for the scalars.
+        let world = self.comm.size();
+        if world > 1 {
+            let mut flat: Vec<f32> = grads.iter().flatten().copied().collect();
+            self.comm.all_reduce_sum(&mut flat)?;
+            let mut off = 0;
+            for g in grads.iter_mut() {
+                let n = g.len();
+                for (x, y) in g.iter_mut().zip(&flat[off..off + n]) {
+                    *x = y / world as f32;
+                }
+                off += n;
+            }
+            self.comm.all_reduce_sum_f64(&mut local)?;
+            local[0] /= world as f64;
+        }
+        let loss = local[0];
+        let step = self.state.step + 1;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite { step, loss });
+        }
+        let grad_norm = clip_grad_norm(&mut grads, self.cfg.optimizer.grad_clip);
+        let schedule = LrSchedule {
+            lr: stage.lr,
+            warmup_steps: self.cfg.schedule.warmup_steps,
+            total_steps: stage.steps,
+            min_lr: self.cfg.schedule.min_lr,
+            decay: self.cfg.schedule.decay,
+        };
+        let lr = schedule.at(step - stage.first_step);
+        if grad_norm.is_finite() {
+            for ((name, var), g) in trainable.iter().zip(&grads) {
+                self.opt.update(name, var, g, lr)?;
+            }
+            if let Some(ema) = &mut self.ema {
+                ema.update(&self.ema_vars)?;
+            }
+        }
+        self.state.step = step;
+        self.state.samples += local[1] as u64;
+        let seconds = t0.elapsed().as_secs_f64();
+        let record = StepRecord {
+            step,
+            loss,
+            grad_norm,
+            lr,
+            samples_per_s: local[1] / seconds.max(1e-9),
+            peak_memory_mib: metrics::peak_memory_mib(),
+            stage: stage.name.clone(),
+            samples: self.state.samples,
+            skipped: self.state.skipped.len(),
+            seconds: 0.0,
+        };
+        Ok((record, local[2] > 0.0))
+    }
+
+    /// The posterior sample `mean + σ·ε` with ε keyed by sample id.
+    fn posterior_sample(&self, mean: &Tensor, logvar: &Tensor, ids: &[u64]) -> Result<Tensor> {
+        let eps = per_sample_noise(self.cfg.seed, POSTERIOR_STREAM, ids, mean)?;
+        Ok((mean + (logvar * 0.5)?.exp()?.mul(&eps)?)?)
+    }
+
+    fn transformer_loss(&self, batch: &Batch) -> Result<Tensor> {
+        let (transformer, _) = self.models.transformer.as_ref().expect("transformer task");
+        let vae = &self.models.vae;
+        let t = &self.cfg.train;
+        let ids = &batch.sample_ids;
+        let (mean, logvar, cached_text) = match &batch.payload {
+            Payload::Pixels(p) => {
+                let post = vae.encode(p)?;
+                (post.mean.detach(), post.logvar.detach(), None)
+            }
+            Payload::Latents { mean, logvar, text } => (mean.clone(), logvar.clone(), text.clone()),
+        };
+        let x0 = vae.normalize_latents(&self.posterior_sample(&mean, &logvar, ids)?)?.detach();
+        let eps = per_sample_noise(self.cfg.seed, NOISE_STREAM, ids, &x0)?;
+        let sigmas: Vec<f32> = ids
+            .iter()
+            .map(|&id| {
+                let mut k = 0;
+                let key = noise::key(self.cfg.seed, SIGMA_STREAM);
+                sample_logit_normal_sigmas(1, t.timestep_mean, t.timestep_std, t.timestep_shift, || {
+                    k += 1;
+                    noise::uniform(key, id * 4 + k)
+                })[0] as f32
+            })
+            .collect();
+        let dev = Device::Cpu;
+        let sigma_t = Tensor::from_vec(sigmas.clone(), ids.len(), &dev)?;
+        let xt = add_noise(&x0, &eps, &sigma_t)?;
+        let target = velocity_target(&x0, &eps)?;
+        let dropped: Vec<bool> = ids.iter().map(|&id| noise::uniform(noise::key(self.cfg.seed, DROPOUT_STREAM), id) < t.condition_dropout).collect();
+        let captions: Vec<&str> = batch.captions.iter().zip(&dropped).map(|(c, &d)| if d { "" } else { c.as_str() }).collect();
+        let text = self.models.text.as_ref().expect("transformer task");
+        let tokenizer = self.models.tokenizer.as_ref().expect("transformer task");
+        let max_len = self.cfg.model.max_text_len;
+        let context = match cached_text {
+            Some(cached) if !self.models.train_text => {
+                let empty = encode_prompts(text.encoder(), tokenizer, &[""], max_len, &dev)?.squeeze(0)?;
+                let rows = (0..ids.len()).map(|i| if dropped[i] { Ok(empty.clone()) } else { cached.get(i) }).collect::<candle_core::Result<Vec<_>>>()?;
+                Tensor::stack(&rows, 0)?
+            }
+            _ => {
+                let c = encode_prompts(text.encoder(), tokenizer, &captions, max_len, &dev)?;
+                if self.models.train_text { c } else { c.detach() }
+            }
+        };
+        let input = if t.keyframes.is_empty() { xt } else { keyframe_input(&xt, &x0, &t.keyframes)? };
+        let timestep = (&sigma_t * 1000.0)?;
+        let fps = Tensor::from_vec(batch.fps.clone(), ids.len(), &dev)?;
+        let pred = transformer.forward(&WanInput {
+            hidden_states: &input,
+            timestep: &timestep,
+            encoder_hidden_states: &context,
+            fps: transformer.config().fps_conditioning.then_some(&fps),
+            frame_offset: 0,
+        })?;
+        Ok((pred - target)?.sqr()?.mean_all()?)
+    }
+
+    fn vae_loss(&self, batch: &Batch) -> Result<Tensor> {
+        let Payload::Pixels(x) = &batch.payload else { unreachable!("checked by the config: a VAE run reads pixels") };
+        let vae = &self.models.vae;
+        let post = vae.encode(x)?;
+        let z = self.posterior_sample(&post.mean, &post.logvar, &batch.sample_ids)?;
+        let diff = (vae.decode_unclamped(&z)? - x)?;
+        let recon = match self.cfg.train.recon_loss {
+            ReconLoss::L1 => diff.abs()?.mean_all()?,
+            ReconLoss::Mse => diff.sqr()?.mean_all()?,
+        };
+        let kl = ((post.mean.sqr()? + post.logvar.exp()?)? - 1.0)?.sub(&post.logvar)?.mean_all()?.affine(0.5, 0.0)?;
+        Ok((recon + (kl * self.cfg.train.kl_weight)?)?)
+    }
+
+    /// Renders the validation prompts (transformer) or reconstructs held-out clips (VAE) into
+    /// `RUN/samples/step-N/`, with the EMA weights when there are any.
+    fn validate(&mut self, stage: &Stage, obs: &mut dyn Observer) -> Result<()> {
+        let out = self.dir.join("samples").join(format!("step-{:08}", self.state.step));
+        std::fs::create_dir_all(&out).map_err(TrainError::io(&out))?;
+        let current = self.models.weights()?;
+        if let Some(ema) = &self.ema {
+            let mut w = current.clone();
+            w.extend(ema.weights().iter().map(|(k, v)| (k.clone(), v.clone())));
+            self.models.set_weights(&w)?;
+        }
+        let result = self.render(stage, &out, obs);
+        self.models.set_weights(&current)?;
+        result
+    }
+
+    fn render(&self, stage: &Stage, out: &Path, obs: &mut dyn Observer) -> Result<()> {
+        let bucket = stage.buckets.iter().max_by_key(|b| b.frames).copied().expect("stages have buckets");
+        let v = &self.cfg.validation;
+        let fps = self.cfg.data.fps.iter().copied().fold(f64::INFINITY, f64::min);
+        let fps = if fps.is_finite() { fps } else { self.cfg.data.shapes_fps };
+        let rate = reel_media::Rational::approximate(fps).unwrap_or(reel_media::Rational::integer(8));
+        let mut sheet_frames = Vec::new();
+        match &self.models.transformer {
+            Some((transformer, _)) => {
+                let text = self.models.text.as_ref().expect("transformer task");
+                let scheduler = reel_schedulers::SchedulerConfig::from_json(&scheduler_config(&self.cfg).to_string())
+                    .map_err(|e| TrainError::Config { path: self.dir.join(CONFIG_COPY), reason: format!("model.scheduler: {e}") })?;
+                let c = Components {
+                    transformer,
+                    vae: &self.models.vae,
+                    text_encoder: text.encoder(),
+                    tokenizer: self.models.tokenizer.as_ref().expect("transformer task"),
+                    scheduler,
+                    max_text_len: self.cfg.model.max_text_len,
+                };
+                let settings = Settings {
+                    width: bucket.width as usize,
+                    height: bucket.height as usize,
+                    frames: bucket.frames as usize,
+                    fps,
+                    steps: v.steps,
+                    guidance: v.guidance,
+                    seed: v.seed,
+                    negative_prompt: String::new(),
+                };
+                for (i, prompt) in v.prompts.iter().enumerate() {
+                    let frames = c.generate(prompt, &settings, |_, _| {})?;
+                    reel_media::write_video(&out.join(format!("{i:02}.mp4")), None, rate, &frames, &Default::default())?;
+                    sheet_frames.extend(frames.iter().step_by((frames.len() / 4).max(1)).take(4).cloned());
+                }
+                std::fs::write(out.join("prompts.txt"), v.prompts.join("\n") + "\n").map_err(TrainError::io(out))?;
+            }
+            None => {
+                let mut data = self.cfg.data.clone();
+                data.source = SourceKind::Shapes;
+                data.split = reel_data::Split::Holdout;
+                data.flip = 0.0;
+                data.color_jitter = 0.0;
+                data.random_crop = false;
+                let holdout = Dataset::Shapes { config: data.clone() };
+                let mut psnrs = Vec::new();
+                for i in 0..v.clips as u64 {
+                    let ex = holdout.load(i, &bucket, &[bucket], i, &data, v.seed).map_err(TrainError::Data)?;
+                    let crate::data::ExamplePayload::Pixels(p) = ex.payload else { unreachable!("shapes gives pixels") };
+                    let shape = (1, 3, bucket.frames as usize, bucket.height as usize, bucket.width as usize);
+                    let x = Tensor::from_vec(p, shape, &Device::Cpu)?;
+                    let recon = self.models.vae.decode(&self.models.vae.encode(&x)?.mean)?;
+                    let (a, b) = (frames_from_pixels(&x, 0)?, frames_from_pixels(&recon, 0)?);
+                    psnrs.push(reel_media::video_psnr(&a, &b));
+                    let side: Vec<reel_media::Frame> = a.iter().zip(&b).map(|(a, b)| reel_media::contact_sheet(&[a.clone(), b.clone()], 2, 0).expect("two frames")).collect();
+                    reel_media::write_video(&out.join(format!("recon-{i:02}.mp4")), None, rate, &side, &Default::default())?;
+                    sheet_frames.extend(side.iter().step_by((side.len() / 4).max(1)).take(4).cloned());
+                }
+                let mean = psnrs.iter().sum::<f64>() / psnrs.len().max(1) as f64;
+                obs.message(&format!("validation at step {}: reconstruction PSNR {mean:.2} dB", self.state.step));
+                std::fs::write(out.join("psnr.json"), serde_json::json!({ "step": self.state.step, "psnr_db": psnrs, "mean_db": mean }).to_string())
+                    .map_err(TrainError::io(out))?;
+            }
+        }
+        if let Some(sheet) = reel_media::contact_sheet(&sheet_frames, 4, 2) {
+            reel_media::write_png(&out.join("sheet.png"), &sheet)?;
+        }
+        Ok(())
+    }
+}
+
+/// `[x_t, keyframe latents (zero elsewhere), mask]` along channels: the listed latent frames
+/// (negative from the end) are shown clean to an interpolation model.
+fn keyframe_input(xt: &Tensor, x0: &Tensor, keyframes: &[i64]) -> Result<Tensor> {
+    let (b, _, f, h, w) = xt.dims5()?;
+    let mut mask = vec![0f32; f];
+    for &k in keyframes {
+        let i = if k < 0 { f as i64 + k } else { k };
+        if (0..f as i64).contains(&i) {
+            mask[i as usize] = 1.0;
+        }
+    }
+    let m = Tensor::from_vec(mask, (1, 1, f, 1, 1), xt.device())?;
+    let cond = x0.broadcast_mul(&m)?;
+    let mask = m.broadcast_as((b, 1, f, h, w))?.contiguous()?;
+    Ok(Tensor::cat(&[xt, &cond, &mask], 1)?)
+}
+
+/// Loads a run's config and newest checkpoint and writes a diffusers-layout model directory
+/// (EMA weights when the run keeps an EMA, unless `raw`).
+pub fn export(run: &Path, out: &Path, raw: bool) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(run.join(CONFIG_RESOLVED))
+        .map_err(|_| TrainError::RunDir { dir: run.to_path_buf(), reason: format!("no {CONFIG_RESOLVED}: not a run directory") })?;
+    let cfg: RunConfig = serde_json::from_str(&text).map_err(|e| TrainError::RunDir { dir: run.to_path_buf(), reason: format!("{CONFIG_RESOLVED}: {e}") })?;
+    let (_, path) = checkpoint::latest(run).ok_or_else(|| TrainError::RunDir { dir: run.to_path_buf(), reason: "has no checkpoint yet".into() })?;
+    let tok = run.join(TOKENIZER_FILE);
+    let tokenizer = if tok.is_file() { Some(TextTokenizer::from_file(&tok)?) } else { None };
+    let models = Models::build(&cfg, tokenizer)?;
+    let ck = Checkpoint::load(&path)?;
+    let mut weights = ck.group("model");
+    if !raw {
+        weights.extend(ck.group("ema"));
+    }
+    models.export(&cfg, &weights, out)?;
+    Ok(path)
+}
