@@ -43,12 +43,20 @@ pub struct MetricsLog {
 impl MetricsLog {
     pub fn open(run: &Path, keep_through: u64) -> Result<Self> {
         let path = run.join(FILE);
-        let kept: Vec<String> = read(&path)?.into_iter().filter(|r| r.step <= keep_through).map(|r| serde_json::to_string(&r).expect("serialises")).collect();
-        let mut text = kept.join("\n");
-        if !text.is_empty() {
-            text.push('\n');
+        // Kept lines are copied verbatim (re-serialising parsed floats could change their last digit).
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(TrainError::Io { path, source: e }),
+        };
+        let mut kept = String::new();
+        for line in text.lines() {
+            if serde_json::from_str::<StepRecord>(line).is_ok_and(|r| r.step <= keep_through) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
         }
-        std::fs::write(&path, text).map_err(TrainError::io(&path))?;
+        std::fs::write(&path, kept).map_err(TrainError::io(&path))?;
         Ok(Self { path })
     }
 

@@ -51,8 +51,63 @@ pub struct Models {
     pub train_text: bool,
 }
 
-fn fresh_map() -> VarMap {
-    VarMap::new()
+/// A var builder that creates missing variables in `map` with candle's initialisations, but
+/// drawn from Reel's seeded counter-based streams (candle's CPU generator cannot be seeded):
+/// the same seed gives the same fresh weights on every run, rank and thread count.
+fn seeded(map: &VarMap, seed: u64, component: &str) -> VarBuilder<'static> {
+    VarBuilder::from_backend(Box::new(SeededInit { map: map.clone(), seed, component: component.to_string() }), DType::F32, Device::Cpu)
+}
+
+struct SeededInit {
+    map: VarMap,
+    seed: u64,
+    component: String,
+}
+
+fn name_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+impl candle_nn::var_builder::SimpleBackend for SeededInit {
+    fn get(&self, s: candle_core::Shape, name: &str, h: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        use candle_nn::init::NormalOrUniform;
+        use reel_schedulers::noise;
+        let mut data = self.map.data().lock().expect("varmap lock");
+        if let Some(v) = data.get(name) {
+            if v.shape() != &s {
+                candle_core::bail!("'{name}' has shape {:?}, expected {:?}", v.shape(), s);
+            }
+            return Ok(v.as_tensor().clone());
+        }
+        let n = s.elem_count();
+        let key = noise::key(self.seed, name_hash(&format!("{}.{name}", self.component)));
+        let normal = |mean: f64, std: f64| -> Vec<f32> { noise::gaussian(key, 0, n).into_iter().map(|x| (mean + std * x as f64) as f32).collect() };
+        let uniform = |lo: f64, up: f64| -> Vec<f32> { (0..n as u64).map(|i| (lo + (up - lo) * noise::uniform(key, i)) as f32).collect() };
+        let values = match h {
+            candle_nn::Init::Const(c) => vec![c as f32; n],
+            candle_nn::Init::Randn { mean, stdev } => normal(mean, stdev),
+            candle_nn::Init::Uniform { lo, up } => uniform(lo, up),
+            candle_nn::Init::Kaiming { dist, fan, non_linearity } => {
+                let std = non_linearity.gain() / (fan.for_shape(&s) as f64).sqrt();
+                match dist {
+                    NormalOrUniform::Normal => normal(0.0, std),
+                    NormalOrUniform::Uniform => uniform(-(3f64.sqrt()) * std, 3f64.sqrt() * std),
+                }
+            }
+        };
+        let var = Var::from_tensor(&Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?)?;
+        data.insert(name.to_string(), var.clone());
+        Ok(var.as_tensor().clone())
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        let data = self.map.data().lock().expect("varmap lock");
+        data.get(name).map(|v| v.as_tensor().clone()).ok_or_else(|| candle_core::Error::Msg(format!("no variable '{name}'")))
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.map.data().lock().expect("varmap lock").contains_key(name)
+    }
 }
 
 /// Overwrites every variable of `map` with the tensor of the same name in `dir`'s weights.
@@ -138,15 +193,15 @@ impl Models {
             (Some(dir), None) if cfg.task == Task::Transformer => (reel_models::load_wan_vae(&dir, DType::F32, &dev)?, Weights::Dir(dir)),
             (Some(dir), None) => {
                 let vc: WanVaeConfig = config_of(&dir)?;
-                let map = fresh_map();
-                let vae = AutoencoderKLWan::new(&vc, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+                let map = VarMap::new();
+                let vae = AutoencoderKLWan::new(&vc, seeded(&map, cfg.seed, "vae"))?;
                 load_into(&map, &dir)?;
                 (vae, Weights::Vars(map))
             }
             (None, Some(vc)) => {
                 vc.validate().map_err(|r| TrainError::Config { path: PathBuf::from("[model.vae]"), reason: r })?;
-                let map = fresh_map();
-                (AutoencoderKLWan::new(vc, VarBuilder::from_varmap(&map, DType::F32, &dev))?, Weights::Vars(map))
+                let map = VarMap::new();
+                (AutoencoderKLWan::new(vc, seeded(&map, cfg.seed, "vae"))?, Weights::Vars(map))
             }
             (None, None) => {
                 return Err(TrainError::Config {
@@ -182,8 +237,8 @@ impl Models {
                 if cfg.train.keyframes.is_empty() { "" } else { " = 2·z + 1 with keyframes" }
             )));
         }
-        let tmap = fresh_map();
-        let transformer = WanTransformer3DModel::new(&tc, VarBuilder::from_varmap(&tmap, DType::F32, &dev))?;
+        let tmap = VarMap::new();
+        let transformer = WanTransformer3DModel::new(&tc, seeded(&tmap, cfg.seed, "transformer"))?;
         if let Some(dir) = &tdir {
             load_into(&tmap, dir)?;
         }
@@ -199,8 +254,8 @@ impl Models {
                 let config: serde_json::Value = component_files(&dir)?.config;
                 if config["model_type"] == "reel-text" {
                     let rc: ReelTextConfig = config_of(&dir)?;
-                    let map = fresh_map();
-                    let model = ReelTextEncoder::new(&rc, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+                    let map = VarMap::new();
+                    let model = ReelTextEncoder::new(&rc, seeded(&map, cfg.seed, "text_encoder"))?;
                     load_into(&map, &dir)?;
                     (Text::Reel { model, map }, false)
                 } else {
@@ -209,8 +264,8 @@ impl Models {
             }
             (None, Some(rc)) => {
                 let rc = ReelTextConfig { vocab_size: tokenizer.vocab_size(), max_position_embeddings: rc.max_position_embeddings.max(cfg.model.max_text_len), ..rc.clone() };
-                let map = fresh_map();
-                let model = ReelTextEncoder::new(&rc, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+                let map = VarMap::new();
+                let model = ReelTextEncoder::new(&rc, seeded(&map, cfg.seed, "text_encoder"))?;
                 (Text::Reel { model, map }, true)
             }
             (None, None) => {

@@ -180,6 +180,8 @@ pub fn train(config: &Path, opts: &Options, comm: &dyn Communicator, stop: &Atom
     if let Some((_, path)) = latest.filter(|_| opts.resume) {
         run.restore(&path)?;
         obs.message(&format!("resuming after step {} from {}", run.state.step, path.display()));
+    } else {
+        run.state.skipped = run.dataset.skipped().to_vec();
     }
     if lead {
         run.metrics = Some(MetricsLog::open(&run.dir, run.state.step)?);

@@ -1,0 +1,204 @@
+//! `reel train`, `reel train export` and `reel data cache`, end to end through the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn reel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reel")).args(args).arg("-q").output().expect("reel runs")
+}
+
+fn ok(args: &[&str]) -> serde_json::Value {
+    let out = reel(args);
+    assert!(out.status.success(), "reel {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).or_else(|_| serde_json::from_str(stdout.lines().last().unwrap_or("null"))).unwrap_or(serde_json::Value::Null)
+}
+
+fn smoke() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml")
+}
+
+/// Loss fields of metrics.jsonl, verbatim (to compare bit for bit).
+fn losses(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| format!("{}:{}", v["step"], v["loss"]))
+        .collect()
+}
+
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn mean(v: &[serde_json::Value]) -> f64 {
+    v.iter().map(|r| r["loss"].as_f64().unwrap()).sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn the_smoke_config_trains_and_a_resumed_run_repeats_it_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    let cfg = smoke();
+    let cfg = cfg.to_str().unwrap();
+    let summary = ok(&["train", cfg, "--out", whole.to_str().unwrap()]);
+    assert_eq!(summary["status"], "finished");
+    let r = records(&whole);
+    assert_eq!(r.len(), 50);
+    for key in ["step", "loss", "grad_norm", "lr", "samples_per_s", "peak_memory_mib"] {
+        assert!(r[0].get(key).is_some(), "metrics lack {key}");
+    }
+    let (start, end) = (mean(&r[..5]), mean(&r[45..]));
+    assert!(end < 0.6 * start, "loss fell only from {start} to {end}");
+    for f in ["config.toml", "config.resolved.json", "metrics.png", "tokenizer.json", "samples/step-00000050/00.mp4", "samples/step-00000050/sheet.png"] {
+        assert!(whole.join(f).is_file(), "{f} missing");
+    }
+    let kept: Vec<_> = std::fs::read_dir(whole.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(kept.len(), 2, "keep = 2: {kept:?}");
+
+    // Interrupted after step 20 (--max-steps stops cleanly with a checkpoint), then resumed.
+    let stopped = ok(&["train", cfg, "--out", split.to_str().unwrap(), "--max-steps", "20"]);
+    assert_eq!(stopped["status"], "stopped");
+    assert_eq!(losses(&split).len(), 20);
+    // Starting over into a run with checkpoints is refused.
+    let again = reel(&["train", cfg, "--out", split.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    ok(&["train", cfg, "--out", split.to_str().unwrap(), "--resume"]);
+    assert_eq!(losses(&split), losses(&whole), "the resumed run differs from the uninterrupted one");
+
+    // Export: a diffusers-layout model directory that `reel model info` reads.
+    let model = dir.path().join("model");
+    ok(&["train", "export", whole.to_str().unwrap(), model.to_str().unwrap()]);
+    for f in ["model_index.json", "transformer/config.json", "vae/config.json", "text_encoder/model.safetensors", "tokenizer/tokenizer.json", "scheduler/scheduler_config.json"] {
+        assert!(model.join(f).is_file(), "export lacks {f}");
+    }
+    let info = ok(&["model", "info", model.to_str().unwrap(), "--json"]);
+    assert!(info.to_string().contains("WanTransformer3DModel"), "{info}");
+}
+
+fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The smoke config with its [data] section replaced.
+fn smoke_with_data(data: &str, steps: u64) -> String {
+    let text = std::fs::read_to_string(smoke()).unwrap();
+    let start = text.find("[data]").unwrap();
+    let end = text.find("[optimizer]").unwrap();
+    let text = format!("{}{data}\n{}", &text[..start], &text[end..]);
+    text.replace("steps = 50", &format!("steps = {steps}")).replace("every = 50", "every = 0")
+}
+
+#[test]
+fn a_folder_of_videos_with_a_corrupt_file_trains_and_reports_the_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let clips = dir.path().join("clips");
+    ok(&["data", "synth", "--out", clips.to_str().unwrap(), "--count", "6", "--format", "mp4", "--width", "48", "--height", "32", "--frames", "17"]);
+    std::fs::write(clips.join("broken.mp4"), b"\x00\x00\x00\x18ftypisomgarbage that is not a video").unwrap();
+    let mut manifest = std::fs::read_to_string(clips.join("manifest.jsonl")).unwrap();
+    manifest.push_str("{\"file\":\"broken.mp4\",\"caption\":\"a red ball\"}\n");
+    std::fs::write(clips.join("manifest.jsonl"), manifest).unwrap();
+    let data = format!(
+        "[data]\nsource = \"videos\"\npath = \"{}\"\nfps = [8]\nflip = 0.5\n[[data.buckets]]\nwidth = 32\nheight = 32\nframes = 9\nbatch_size = 2\n",
+        clips.display()
+    );
+    let cfg = write_config(dir.path(), "videos.toml", &smoke_with_data(&data, 6));
+    let run = dir.path().join("run");
+    let out = reel(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped 1") && stderr.contains("broken.mp4"), "{stderr}");
+    let r = records(&run);
+    assert_eq!(r.len(), 6);
+    assert_eq!(r[5]["skipped"], 1);
+}
+
+#[test]
+fn bad_configs_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(smoke()).unwrap();
+    for (bad, want) in [
+        (text.replace("[train]", "[train]\nlearnig_rate = 1"), "learnig_rate"),
+        (text.replace("num_layers = 2", "num_layers = 2\nnum_heads = 3"), "model.transformer.num_heads"),
+        (text.replace("width = 32", "width = 31"), "31"),
+        (text.replace("text_dim = 32", "text_dim = 16"), "text_dim"),
+        (text.replace("in_channels = 4", "in_channels = 5"), "in_channels"),
+    ] {
+        let cfg = write_config(dir.path(), "bad.toml", &bad);
+        let run = dir.path().join("run");
+        let out = reel(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{want}: {stderr}");
+        assert!(stderr.contains(want) && stderr.contains("hint:"), "{want}: {stderr}");
+        assert!(!run.exists(), "{want}: a run directory was created");
+    }
+    let out = reel(&["train", smoke().to_str().unwrap(), "--out", dir.path().join("none").to_str().unwrap(), "--resume"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to resume"));
+}
+
+#[test]
+fn a_vae_trains_and_a_latent_cache_made_with_it_trains_a_transformer() {
+    let dir = tempfile::tempdir().unwrap();
+    let vae_cfg = r#"
+task = "vae"
+seed = 1
+[model.vae]
+base_dim = 8
+z_dim = 4
+num_res_blocks = 1
+latents_mean = []
+latents_std = []
+[data]
+source = "shapes"
+[[data.buckets]]
+width = 32
+height = 32
+frames = 5
+batch_size = 2
+[optimizer]
+lr = 3e-3
+[train]
+steps = 30
+[validation]
+every = 30
+clips = 1
+[checkpoint]
+every = 30
+"#;
+    let cfg = write_config(dir.path(), "vae.toml", vae_cfg);
+    let run = dir.path().join("vae-run");
+    ok(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let r = records(&run);
+    assert!(mean(&r[25..]) < 0.8 * mean(&r[..5]), "VAE loss {} → {}", mean(&r[..5]), mean(&r[25..]));
+    assert!(run.join("samples/step-00000030/recon-00.mp4").is_file());
+    assert!(run.join("samples/step-00000030/psnr.json").is_file());
+    let vae_model = dir.path().join("vae-model");
+    ok(&["train", "export", run.to_str().unwrap(), vae_model.to_str().unwrap()]);
+
+    // Cache Shapes World clips with that VAE, then train a transformer from the cache.
+    let cache = dir.path().join("cache");
+    let made = ok(&["data", "cache", "--model", vae_model.to_str().unwrap(), "--out", cache.to_str().unwrap(), "--width", "32", "--height", "32", "--frames", "9", "--count", "12", "--shard-size", "5"]);
+    assert_eq!(made["entries"], 12);
+    assert_eq!(made["shards"], 3);
+    let text = smoke_with_data(&format!("[data]\nsource = \"cache\"\npath = \"{}\"\n[[data.buckets]]\nwidth = 32\nheight = 32\nframes = 9\nbatch_size = 4\n", cache.display()), 4);
+    let start = text.find("[model.vae]").unwrap();
+    let end = text.find("# A fresh reel-text").unwrap();
+    let text = format!("{}{}", &text[..start], &text[end..]).replace("[model]\n", &format!("[model]\nfrom = \"{}\"\n", vae_model.display()));
+    let cfg = write_config(dir.path(), "cached.toml", &text);
+    ok(&["train", cfg.to_str().unwrap(), "--out", dir.path().join("cached-run").to_str().unwrap()]);
+    assert_eq!(records(&dir.path().join("cached-run")).len(), 4);
+
+    // A cache made with other VAE weights is refused.
+    let index = cache.join("index.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    v["vae_hash"] = "0000000000000000".into();
+    std::fs::write(&index, v.to_string()).unwrap();
+    let out = reel(&["train", cfg.to_str().unwrap(), "--out", dir.path().join("refused").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("made with VAE weights"), "{}", String::from_utf8_lossy(&out.stderr));
+}
