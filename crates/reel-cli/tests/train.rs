@@ -202,3 +202,29 @@ every = 30
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("made with VAE weights"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn ctrl_c_checkpoints_the_step_it_was_on_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(smoke()).unwrap().replace("steps = 50", "steps = 100000").replace("every = 50", "every = 0");
+    let cfg = write_config(dir.path(), "long.toml", &text);
+    let run = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "-q"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(started.elapsed().as_secs() < 120, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+    let last = records(&run).last().unwrap()["step"].as_u64().unwrap();
+    assert!(run.join(format!("checkpoints/step-{last:08}/state.json")).is_file(), "no checkpoint at step {last}");
+    let resumed = ok(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "--resume", "--max-steps", &(last + 2).to_string()]);
+    assert_eq!(resumed["step"], last + 2);
+}
