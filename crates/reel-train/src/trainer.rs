@@ -470,6 +470,10 @@ impl Run<'_> {
         let rate = reel_media::Rational::approximate(fps).unwrap_or(reel_media::Rational::integer(8));
         let mut sheet_frames = Vec::new();
         match &self.models.transformer {
+            Some(_) if !self.cfg.train.keyframes.is_empty() => {
+                obs.message("validation: an interpolation (keyframe) model needs keyframes to render; no prompts rendered");
+                return Ok(());
+            }
             Some((transformer, _)) => {
                 let text = self.models.text.as_ref().expect("transformer task");
                 let scheduler = reel_schedulers::SchedulerConfig::from_json(&scheduler_config(&self.cfg).to_string())
