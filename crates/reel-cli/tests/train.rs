@@ -294,3 +294,24 @@ fn accumulating_two_micro_batches_matches_one_batch_of_twice_the_size() {
         assert!((la - lb).abs() < 1e-4 * la.abs().max(1.0), "step {}: {la} vs {lb}", a["step"]);
     }
 }
+
+#[test]
+fn a_folder_of_captioned_images_feeds_an_image_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for (i, (rgb, caption)) in [([200, 30, 30], "a red square"), ([30, 30, 200], "a blue square"), ([30, 200, 30], "a green square")].iter().enumerate() {
+        reel_media::write_png(&images.join(format!("{i}.png")), &reel_media::Frame::filled(40, 30, *rgb)).unwrap();
+        std::fs::write(images.join(format!("{i}.txt")), caption).unwrap();
+    }
+    // An image without a caption is skipped and counted.
+    reel_media::write_png(&images.join("uncaptioned.png"), &reel_media::Frame::filled(40, 30, [0, 0, 0])).unwrap();
+    let data = format!("[data]\nsource = \"images\"\npath = \"{}\"\n[[data.buckets]]\nwidth = 32\nheight = 32\nframes = 1\nbatch_size = 2\n", images.display());
+    let cfg = write_config(dir.path(), "images.toml", &smoke_with_data(&data, 3));
+    let run = dir.path().join("run");
+    ok(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let r = records(&run);
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[2]["skipped"], 1);
+    assert_eq!(r[2]["samples"], 6);
+}
