@@ -17,6 +17,12 @@ pub fn key(seed: u64, stream: u64) -> u64 {
     mix(mix(seed.wrapping_add(GOLDEN)) ^ stream.wrapping_mul(GOLDEN))
 }
 
+/// The key of item `item` (a sample, an epoch…) of `(seed, stream)`: each item gets its own
+/// counter space, so draws of different items never overlap however many each takes.
+pub fn item_key(seed: u64, stream: u64, item: u64) -> u64 {
+    key(key(seed, stream), item)
+}
+
 /// A uniform draw in (0, 1] for counter `i` under `key`.
 pub fn uniform(key: u64, i: u64) -> f64 {
     ((mix(key ^ mix(i.wrapping_add(1).wrapping_mul(GOLDEN))) >> 11) as f64 + 1.0) / (1u64 << 53) as f64
@@ -48,6 +54,9 @@ mod tests {
         assert_eq!(&all[100..110], &gaussian(k, 100, 10)[..]);
         assert_ne!(gaussian(key(7, 2), 0, 4), gaussian(k, 0, 4));
         assert_ne!(gaussian(key(8, 1), 0, 4), gaussian(k, 0, 4));
+        // Items far apart (e.g. in different training stages) do not share draws.
+        assert_ne!(gaussian(item_key(7, 1, 5), 0, 4), gaussian(item_key(7, 1, 5 + (1 << 40)), 0, 4));
+        assert_ne!(gaussian(item_key(7, 1, 5), 0, 4), gaussian(item_key(7, 2, 5), 0, 4));
         let u: Vec<f64> = (0..1000).map(|i| uniform(k, i)).collect();
         assert!(u.iter().all(|&x| x > 0.0 && x <= 1.0));
     }

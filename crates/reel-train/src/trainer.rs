@@ -92,7 +92,7 @@ fn per_sample_noise(seed: u64, stream: u64, ids: &[u64], like: &Tensor) -> Resul
     let per = like.elem_count() / ids.len();
     let mut v = Vec::with_capacity(like.elem_count());
     for &id in ids {
-        v.extend(noise::gaussian(noise::key(seed, stream), id << 32, per));
+        v.extend(noise::gaussian(noise::item_key(seed, stream, id), 0, per));
     }
     Ok(Tensor::from_vec(v, like.shape(), like.device())?)
 }
@@ -392,10 +392,10 @@ impl Run<'_> {
             .iter()
             .map(|&id| {
                 let mut k = 0;
-                let key = noise::key(self.cfg.seed, SIGMA_STREAM);
+                let key = noise::item_key(self.cfg.seed, SIGMA_STREAM, id);
                 sample_logit_normal_sigmas(1, t.timestep_mean, t.timestep_std, t.timestep_shift, || {
                     k += 1;
-                    noise::uniform(key, id * 4 + k)
+                    noise::uniform(key, k)
                 })[0] as f32
             })
             .collect();

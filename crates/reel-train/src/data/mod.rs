@@ -153,9 +153,9 @@ impl Planner {
         let epoch = pos / n;
         if self.orders[j].0 != epoch {
             let mut order = list.clone();
-            let key = noise::key(self.seed ^ (j as u64).wrapping_mul(0x9E37), SHUFFLE_STREAM);
+            let key = noise::item_key(self.seed ^ (j as u64).wrapping_mul(0x9E37), SHUFFLE_STREAM, epoch);
             for i in (1..order.len()).rev() {
-                let r = (noise::uniform(key, epoch.wrapping_mul(1 << 32).wrapping_add(i as u64)) * (i + 1) as f64) as usize;
+                let r = (noise::uniform(key, i as u64) * (i + 1) as f64) as usize;
                 order.swap(i, r.min(i));
             }
             self.orders[j] = (epoch, order);
@@ -184,7 +184,7 @@ pub fn load_batch(dataset: &Dataset, plan: &Plan, buckets: &[Bucket], rank: usiz
                         if list.is_empty() {
                             break;
                         }
-                        let r = noise::uniform(noise::key(seed, SUBSTITUTE_STREAM), id.wrapping_mul(31).wrapping_add(attempt));
+                        let r = noise::uniform(noise::item_key(seed, SUBSTITUTE_STREAM, id), attempt);
                         item = list[((r * list.len() as f64) as usize).min(list.len() - 1)];
                     }
                 }

@@ -135,7 +135,8 @@ impl Dataset {
     /// Loads item `item` into `bucket` with the draws of sample `id`. Errors are reasons
     /// (the caller skips the item and reports it).
     pub fn load(&self, item: u64, bucket: &Bucket, _all: &[Bucket], id: u64, config: &DataConfig, seed: u64) -> std::result::Result<Example, String> {
-        let draw = |j: u64| noise::uniform(noise::key(seed, AUG_STREAM), id.wrapping_mul(8).wrapping_add(j));
+        let key = noise::item_key(seed, AUG_STREAM, id);
+        let draw = |j: u64| noise::uniform(key, j);
         let start = if config.random_crop { draw(3) } else { 0.5 };
         let (frames, caption, fps) = match self {
             Self::Cache(c) => return c.load(item).map_err(|e| e.to_string()),
