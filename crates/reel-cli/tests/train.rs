@@ -264,6 +264,11 @@ lr = 1e-3
     let r = records(&run);
     let stages: Vec<&str> = r.iter().map(|x| x["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["image", "image", "image", "video", "video", "video"]);
+    // Stopped at the stage boundary and resumed, the run continues the same curve.
+    let split = dir.path().join("split");
+    ok(&["train", cfg.to_str().unwrap(), "--out", split.to_str().unwrap(), "--max-steps", "3"]);
+    ok(&["train", cfg.to_str().unwrap(), "--out", split.to_str().unwrap(), "--resume"]);
+    assert_eq!(losses(&split), losses(&run));
     // Accumulation: 2 micro-batches of 4 (image) and of 2 (video) per step.
     assert_eq!(r[2]["samples"], 24);
     assert_eq!(r[5]["samples"], 36);

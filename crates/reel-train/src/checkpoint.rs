@@ -29,7 +29,9 @@ pub struct TrainState {
     /// function of the run seed and a sample id, so the next sample id *is* the RNG state.
     pub seed: u64,
     pub next_sample_id: u64,
-    /// Data position: the micro-batch the next step starts with, within its stage.
+    /// Data position: the stage of the next step and the micro-batches of it consumed. Written
+    /// for people reading the checkpoint; the trainer derives both from `step` (each step
+    /// consumes `grad_accum` micro-batches), so they cannot disagree with it.
     pub stage: usize,
     pub stage_micro_batch: u64,
     /// Files skipped so far.

@@ -87,6 +87,14 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// Where the data continues after `done` steps: the stage of step `done + 1` and the
+/// micro-batches of that stage already consumed (every step consumes `accum` of them).
+/// After the last step: the last stage, fully consumed.
+fn data_position(stages: &[Stage], done: u64, accum: usize) -> (usize, u64) {
+    let i = stages.iter().position(|s| done < s.first_step - 1 + s.steps).unwrap_or(stages.len() - 1);
+    (i, (done - (stages[i].first_step - 1)) * accum as u64)
+}
+
 /// Per-example standard normal values keyed by sample id.
 fn per_sample_noise(seed: u64, stream: u64, ids: &[u64], like: &Tensor) -> Result<Tensor> {
     let per = like.elem_count() / ids.len();
@@ -202,8 +210,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn save_checkpoint(&mut self) -> Result<()> {
+    fn save_checkpoint(&mut self, stages: &[Stage]) -> Result<()> {
         if self.comm.rank() == 0 {
+            (self.state.stage, self.state.stage_micro_batch) = data_position(stages, self.state.step, self.cfg.train.grad_accum);
             let (opt_tensors, opt_steps) = self.opt.state()?;
             self.state.optimizer_steps = opt_steps;
             self.state.ema_updates = self.ema.as_ref().map_or(0, Ema::updates);
@@ -222,9 +231,14 @@ impl Run<'_> {
         obs.start(total, self.state.step);
         let started = Instant::now();
         let elapsed_before = self.state.elapsed_seconds;
-        let mut last_saved = self.state.step;
+        let v = &self.cfg.validation;
+        let validates = match self.cfg.task {
+            Task::Transformer => !v.prompts.is_empty(),
+            Task::Vae => v.clips > 0,
+        };
+        let accum = self.cfg.train.grad_accum;
         while self.state.step < limit {
-            let si = self.state.stage;
+            let (si, micro_batch) = data_position(&stages, self.state.step, accum);
             let stage = stages[si].clone();
             let trainable: Vec<(String, Var)> = {
                 let prefixes = self.models.trainable_prefixes();
@@ -236,7 +250,7 @@ impl Run<'_> {
             let spec = LoaderSpec {
                 buckets: stage.buckets.clone(),
                 seed: self.cfg.seed,
-                start: self.state.stage_micro_batch,
+                start: micro_batch,
                 rank: self.comm.rank(),
                 ranks: self.comm.size(),
                 id_base: (si as u64) << 40,
@@ -244,9 +258,7 @@ impl Run<'_> {
             let mut loader = Loader::start(self.dataset.clone(), self.cfg.data.clone(), spec)?;
             let stage_end = stage.first_step + stage.steps - 1;
             while self.state.step < stage_end.min(limit) {
-                let record = self.step(&stage, &trainable, &mut loader, stop)?;
-                let interrupted = record.1;
-                let mut record = record.0;
+                let (mut record, interrupted) = self.step(&stage, &trainable, &mut loader, stop)?;
                 record.seconds = elapsed_before + started.elapsed().as_secs_f64();
                 self.state.elapsed_seconds = record.seconds;
                 if let Some(m) = &self.metrics {
@@ -259,27 +271,17 @@ impl Run<'_> {
                     metrics::plot(&metrics::read(&self.dir.join(metrics::FILE))?, &self.dir.join(metrics::PLOT))?;
                 }
                 if interrupted || end || s % self.cfg.checkpoint.every.max(1) == 0 {
-                    self.save_checkpoint()?;
-                    last_saved = s;
+                    self.save_checkpoint(&stages)?;
                 }
                 if interrupted {
                     return Err(TrainError::Interrupted { step: s });
                 }
-                let v = &self.cfg.validation;
-                let due = (v.every > 0 && s % v.every == 0) || (s == total && v.every == 0);
-                if lead && due {
+                let every = self.cfg.validation.every;
+                let due = (every > 0 && s % every == 0) || (s == total && every == 0);
+                if lead && validates && due {
                     self.validate(&stage, obs)?;
                 }
             }
-            if self.state.step == stage_end && si + 1 < stages.len() {
-                self.state.stage += 1;
-                self.state.stage_micro_batch = 0;
-                // Record the stage change so that a resume starts the next stage's data.
-                self.save_checkpoint()?;
-            }
-        }
-        if last_saved != self.state.step {
-            self.save_checkpoint()?;
         }
         let run = self.dir.clone();
         Ok(if self.state.step >= total { Outcome::Finished { step: self.state.step, run } } else { Outcome::Stopped { step: self.state.step, run } })
@@ -309,7 +311,6 @@ impl Run<'_> {
             }
             local[0] += loss.to_scalar::<f32>()? as f64 / accum as f64;
             local[1] += batch.captions.len() as f64;
-            self.state.stage_micro_batch += 1;
         }
         local[2] = stop.load(Ordering::Relaxed) as u8 as f64;
         // Average over ranks: one flat all-reduce for the gradients, one for the scalars.
@@ -571,4 +572,47 @@ pub fn export(run: &Path, out: &Path, raw: bool) -> Result<PathBuf> {
     }
     models.export(&cfg, &weights, out)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(first_step: u64, steps: u64) -> Stage {
+        Stage { name: String::new(), first_step, steps, buckets: Vec::new(), freeze: Vec::new(), lr: 1.0 }
+    }
+
+    #[test]
+    fn the_data_position_follows_from_the_step() {
+        let stages = [stage(1, 3), stage(4, 2)];
+        assert_eq!(data_position(&stages, 0, 2), (0, 0));
+        assert_eq!(data_position(&stages, 2, 2), (0, 4));
+        // After the image stage's last step, the next step starts the video stage.
+        assert_eq!(data_position(&stages, 3, 2), (1, 0));
+        assert_eq!(data_position(&stages, 4, 2), (1, 2));
+        assert_eq!(data_position(&stages, 5, 2), (1, 4));
+    }
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob("text_encoder.*", "text_encoder.layers.0.qkv.weight"));
+        assert!(glob("transformer.blocks.*.attn1.*", "transformer.blocks.3.attn1.to_q.weight"));
+        assert!(!glob("transformer.blocks.1.*", "transformer.blocks.10.ffn.weight"));
+        assert!(glob("*.bias", "vae.decoder.conv.bias"));
+        assert!(!glob("*.bias", "vae.decoder.conv.weight"));
+        assert!(glob("exact.name", "exact.name") && !glob("exact.name", "exact.names"));
+        assert!(!glob("a*a", "a"));
+    }
+
+    #[test]
+    fn keyframes_are_shown_clean_with_a_mask() {
+        let dev = Device::Cpu;
+        let xt = Tensor::full(5f32, (1, 2, 3, 1, 1), &dev).unwrap();
+        let x0 = Tensor::full(7f32, (1, 2, 3, 1, 1), &dev).unwrap();
+        let input = keyframe_input(&xt, &x0, &[0, -1]).unwrap();
+        assert_eq!(input.dims(), &[1, 5, 3, 1, 1]);
+        let v: Vec<f32> = input.flatten_all().unwrap().to_vec1().unwrap();
+        // Channels: x_t (2), keyframe latents (2: frames 0 and 2 shown, 1 zero), mask (1).
+        assert_eq!(v, vec![5., 5., 5., 5., 5., 5., 7., 0., 7., 7., 0., 7., 1., 0., 1.]);
+    }
 }
