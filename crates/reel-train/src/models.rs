@@ -132,44 +132,18 @@ fn component(from: Option<&Path>, name: &str) -> Option<PathBuf> {
     from.map(|f| f.join(name)).filter(|d| d.join("config.json").is_file())
 }
 
-/// The word-level vocabulary for a fresh text encoder: Shapes World's phrases, or every word
-/// of the folder's captions.
-pub fn vocabulary(cfg: &RunConfig, dataset: &crate::data::Dataset) -> Vec<String> {
-    let mut text: Vec<String> = reel_data::caption::phrases().iter().map(|s| s.to_string()).collect();
+/// The word-level tokenizer for a fresh text encoder: every word of Shapes World's
+/// phrases and, for folders and caches, of their captions.
+pub fn fresh_tokenizer(cfg: &RunConfig, dataset: &crate::data::Dataset) -> Result<TextTokenizer> {
+    let mut texts: Vec<&str> = reel_data::caption::phrases();
     if cfg.data.source != SourceKind::Shapes {
-        if let crate::data::Dataset::Files { items, .. } = dataset {
-            text.extend(items.iter().map(|i| i.caption.clone()));
-        }
-        if let crate::data::Dataset::Cache(c) = dataset {
-            text.extend(c.index().entries.iter().map(|e| e.caption.clone()));
-        }
-    }
-    // Split as the tokenizer's pre-tokenizer does: runs of word characters, runs of other non-space.
-    let mut words: Vec<String> = Vec::new();
-    for t in &text {
-        let mut cur = String::new();
-        let mut cur_word = None;
-        for ch in t.to_lowercase().chars() {
-            let is_word = ch.is_alphanumeric() || ch == '_';
-            if ch.is_whitespace() || cur_word.is_some_and(|w| w != is_word) {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-            }
-            if !ch.is_whitespace() {
-                cur.push(ch);
-                cur_word = Some(is_word);
-            } else {
-                cur_word = None;
-            }
-        }
-        if !cur.is_empty() {
-            words.push(cur);
+        match dataset {
+            crate::data::Dataset::Files { items, .. } => texts.extend(items.iter().map(|i| i.caption.as_str())),
+            crate::data::Dataset::Cache(c) => texts.extend(c.index().entries.iter().map(|e| e.caption.as_str())),
+            crate::data::Dataset::Shapes { .. } => {}
         }
     }
-    words.sort();
-    words.dedup();
-    words
+    Ok(TextTokenizer::word_level_from_texts(texts)?)
 }
 
 impl Models {

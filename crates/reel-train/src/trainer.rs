@@ -147,9 +147,8 @@ pub fn train(config: &Path, opts: &Options, comm: &dyn Communicator, stop: &Atom
     let tok_path = dir.join(TOKENIZER_FILE);
     let tokenizer = if tok_path.is_file() {
         Some(TextTokenizer::from_file(&tok_path)?)
-    } else if cfg.task == Task::Transformer {
-        let words = crate::models::vocabulary(&cfg, &dataset);
-        Some(TextTokenizer::word_level(words.iter().map(String::as_str))?)
+    } else if cfg.task == Task::Transformer && cfg.model.text_encoder.is_some() {
+        Some(crate::models::fresh_tokenizer(&cfg, &dataset)?)
     } else {
         None
     };

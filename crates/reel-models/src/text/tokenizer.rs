@@ -58,6 +58,22 @@ impl TextTokenizer {
         Ok(Self { inner, pad_id: 0 })
     }
 
+    /// A word-level tokenizer whose vocabulary is every word of `texts`, split exactly as
+    /// the tokenizer itself splits (lower-cased; runs of word characters, runs of other
+    /// non-space characters), sorted.
+    pub fn word_level_from_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+        let mut words = Vec::new();
+        for text in texts {
+            let mut pre = PreTokenizedString::from(text.to_lowercase());
+            Whitespace {}.pre_tokenize(&mut pre).map_err(|e| ModelError::Config(format!("splitting '{text}': {e}")))?;
+            words.extend(pre.get_splits(OffsetReferential::Original, OffsetType::Byte).into_iter().map(|(w, _, _)| w.to_string()));
+        }
+        words.sort();
+        words.dedup();
+        Self::word_level(words.iter().map(String::as_str))
+    }
+
     /// Writes `tokenizer.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
         self.inner
@@ -114,6 +130,16 @@ mod tests {
         let (ids, mask) = loaded.batch(&["red circle", "a red circle moving right on sand"], 4, &Device::Cpu).unwrap();
         assert_eq!(mask.to_vec2::<u32>().unwrap(), vec![vec![1, 1, 0, 0], vec![1, 1, 1, 1]]);
         assert_eq!(ids.to_vec2::<u32>().unwrap()[0][2..], [0, 0]);
+    }
+
+    #[test]
+    fn a_vocabulary_from_texts_knows_every_word_they_contain() {
+        let tok = TextTokenizer::word_level_from_texts(["Pixel-art video of a ball, the camera pans left", "a ball"]).unwrap();
+        // [PAD], [UNK], then: "-", ",", a, art, ball, camera, left, of, pans, pixel, the, video.
+        assert_eq!(tok.vocab_size(), 14);
+        let text = "pixel-art video of a ball, the camera pans left";
+        assert!(tok.unknown_words(text).unwrap().is_empty());
+        assert_eq!(tok.ids(text).unwrap().len(), 12);
     }
 
     #[test]
