@@ -11,7 +11,7 @@ use reel_models::wan::{AutoencoderKLWan, WanInput, WanTransformer3DModel, WanTra
 use serde_json::json;
 
 use crate::cli::ModelBenchArgs;
-use crate::commands::peak_rss;
+use reel_train::metrics::peak_rss;
 
 fn mib(bytes: Option<u64>) -> Option<f64> {
     bytes.map(|b| (b as f64 / (1 << 20) as f64 * 10.0).round() / 10.0)

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use reel_data::{ShapesWorld, SynthOptions, WorldConfig};
 use reel_media::{EncodeOptions, Frame, VideoFormat, VideoSpec, VideoWriter};
+use reel_train::metrics::peak_rss;
 use serde_json::json;
 
 use crate::cli::{BenchCommand, Cli, Command, ComponentArg, DataCommand, ModelCommand, VideoCommand, WorldArgs};
@@ -185,14 +186,6 @@ fn data_samples(world: &WorldArgs, start: u64, count: u64) -> Result<()> {
         println!("{}", serde_json::to_string(&world.sample(index))?);
     }
     Ok(())
-}
-
-/// Peak resident memory of this process so far, in bytes (Linux; `None` elsewhere).
-pub(crate) fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// A cheap moving test pattern: gradients, a moving bar, and per-frame noise so the encoder has work.

@@ -7,7 +7,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use reel_train::config::{Bucket, DataConfig, SourceKind};
 use reel_train::metrics::StepRecord;
-use reel_train::{Observer, Options, Outcome, TrainError};
+use reel_train::{Observer, Options, Outcome, Quiet, TrainError};
 use serde_json::json;
 
 use crate::cli::{TrainArgs, TrainCommand};
@@ -57,9 +57,11 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<()> {
     let out = args.out.unwrap_or_else(|| PathBuf::from("runs").join(config.file_stem().unwrap_or_default()));
     let comm = reel_train::dist::from_environment()?;
     let lead = comm.rank() == 0;
-    let mut progress = Progress { bar: ProgressBar::hidden(), quiet: quiet || !lead };
+    let mut progress = Progress { bar: ProgressBar::hidden(), quiet };
     let opts = Options { out: out.clone(), resume: args.resume, max_steps: args.max_steps };
-    let result = reel_train::train(&config, &opts, comm.as_ref(), &INTERRUPTED, &mut progress);
+    // Only rank 0 reports: the other ranks would repeat every line.
+    let observer: &mut dyn Observer = if lead { &mut progress } else { &mut Quiet };
+    let result = reel_train::train(&config, &opts, comm.as_ref(), &INTERRUPTED, observer);
     progress.bar.finish_and_clear();
     let (status, step) = match result {
         Ok(Outcome::Finished { step, .. }) => ("finished", step),

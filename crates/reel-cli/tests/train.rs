@@ -76,6 +76,17 @@ fn the_smoke_config_trains_and_a_resumed_run_repeats_it_bit_for_bit() {
     }
     let info = ok(&["model", "info", model.to_str().unwrap(), "--json"]);
     assert!(info.to_string().contains("WanTransformer3DModel"), "{info}");
+
+    // Training continues from the export (model.from): it starts where the first run ended.
+    let text = std::fs::read_to_string(smoke()).unwrap();
+    let (start, end) = (text.find("[model]").unwrap(), text.find("[data]").unwrap());
+    let text = format!("{}[model]\nfrom = \"{}\"\nmax_text_len = 24\n\n{}", &text[..start], model.display(), &text[end..]).replace("steps = 50", "steps = 2");
+    let cfg = write_config(dir.path(), "continue.toml", &text.replace("every = 50", "every = 0"));
+    let cont = dir.path().join("continue");
+    ok(&["train", cfg.to_str().unwrap(), "--out", cont.to_str().unwrap()]);
+    let first_fresh = records(&whole)[0]["loss"].as_f64().unwrap();
+    let first_continued = records(&cont)[0]["loss"].as_f64().unwrap();
+    assert!(first_continued < 0.7 * first_fresh, "continued run starts at {first_continued}, a fresh one at {first_fresh}");
 }
 
 fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {

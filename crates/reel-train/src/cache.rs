@@ -19,15 +19,20 @@ const FORMAT: &str = "reel-latent-cache/1";
 /// Loaded shards kept in memory.
 const SHARDS_IN_MEMORY: usize = 4;
 
+/// 64-bit FNV-1a of `bytes`.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    fnv1a_more(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+fn fnv1a_more(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 /// A 64-bit FNV-1a hash over tensor names, shapes and f32 values, in name order:
 /// identifies the weights a cache was made with.
 pub fn weights_hash(tensors: &HashMap<String, Tensor>) -> Result<String> {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut h = fnv1a(b"");
+    let mut eat = |bytes: &[u8]| h = fnv1a_more(h, bytes);
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
     for name in names {
@@ -64,7 +69,7 @@ pub struct CacheEntry {
 }
 
 /// `index.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CacheIndex {
     pub format: String,
     pub vae_hash: String,
@@ -238,7 +243,7 @@ impl CacheWriter {
         let path = self.tmp.join(INDEX);
         std::fs::write(&path, serde_json::to_string_pretty(&self.index).expect("index serialises")).map_err(TrainError::io(&path))?;
         std::fs::rename(&self.tmp, &self.out).map_err(TrainError::io(&self.out))?;
-        Ok(std::mem::replace(&mut self.index, CacheIndex { format: String::new(), vae_hash: String::new(), text_encoder_hash: None, max_text_len: None, width: 0, height: 0, frames: 0, shards: vec![], entries: vec![], skipped: vec![] }))
+        Ok(std::mem::take(&mut self.index))
     }
 }
 
@@ -304,7 +309,7 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(TrainError::Interrupted { step: n as u64 });
         }
-        match dataset.load(item, &job.bucket, &[job.bucket], item, &data, 0) {
+        match dataset.load(item, &job.bucket, item, &data, 0) {
             Ok(ex) => {
                 let crate::data::ExamplePayload::Pixels(p) = ex.payload else { unreachable!("folders give pixels") };
                 let b = job.bucket;

@@ -19,7 +19,7 @@ pub struct StepRecord {
     pub grad_norm: f64,
     pub lr: f64,
     pub samples_per_s: f64,
-    /// Peak resident memory of this process so far (MiB).
+    /// Peak resident memory of this process so far (MiB; 0 where unknown).
     pub peak_memory_mib: f64,
     pub stage: String,
     pub samples: u64,
@@ -27,12 +27,12 @@ pub struct StepRecord {
     pub seconds: f64,
 }
 
-/// Peak resident set size of this process in MiB (Linux `VmHWM`; 0 elsewhere).
-pub fn peak_memory_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
+/// Peak resident set size of this process in bytes (Linux `VmHWM`; `None` elsewhere).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Appends step records; on resume, drops records past the checkpoint first.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use reel_models::loading::{component_files, load_tensors};
+use reel_models::loading::{component_files, load_tensors, weights_error, ComponentFiles};
 use reel_models::text::reel_text::{ReelTextConfig, ReelTextEncoder};
 use reel_models::text::tokenizer::TextTokenizer;
 use reel_models::text::TextEncoder;
@@ -51,24 +51,24 @@ pub struct Models {
     pub train_text: bool,
 }
 
-/// A var builder that creates missing variables in `map` with candle's initialisations, but
-/// drawn from Reel's seeded counter-based streams (candle's CPU generator cannot be seeded):
-/// the same seed gives the same fresh weights on every run, rank and thread count.
-fn seeded(map: &VarMap, seed: u64, component: &str) -> VarBuilder<'static> {
-    VarBuilder::from_backend(Box::new(SeededInit { map: map.clone(), seed, component: component.to_string() }), DType::F32, Device::Cpu)
+/// A var builder that creates the variables of a component in `map`: from `loaded` weights
+/// (a component folder's, every one required), or else fresh with candle's initialisations
+/// drawn from Reel's seeded counter-based streams (candle's CPU generator cannot be seeded),
+/// so the same seed gives the same fresh weights on every run, rank and thread count.
+fn vars(map: &VarMap, seed: u64, component: &str, loaded: Option<&ComponentFiles>) -> Result<VarBuilder<'static>> {
+    let loaded = loaded.map(|f| load_tensors(&f.weights, &Device::Cpu)).transpose()?;
+    let backend = VarInit { map: map.clone(), seed, component: component.to_string(), loaded };
+    Ok(VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu))
 }
 
-struct SeededInit {
+struct VarInit {
     map: VarMap,
     seed: u64,
     component: String,
+    loaded: Option<HashMap<String, Tensor>>,
 }
 
-fn name_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
-impl candle_nn::var_builder::SimpleBackend for SeededInit {
+impl candle_nn::var_builder::SimpleBackend for VarInit {
     fn get(&self, s: candle_core::Shape, name: &str, h: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         use candle_nn::init::NormalOrUniform;
         use reel_schedulers::noise;
@@ -79,8 +79,17 @@ impl candle_nn::var_builder::SimpleBackend for SeededInit {
             }
             return Ok(v.as_tensor().clone());
         }
+        if let Some(loaded) = &self.loaded {
+            let t = loaded.get(name).ok_or_else(|| candle_core::Error::Msg(format!("no tensor '{name}'")))?;
+            if t.elem_count() != s.elem_count() {
+                candle_core::bail!("'{name}' has shape {:?}, expected {:?}", t.dims(), s);
+            }
+            let var = Var::from_tensor(&t.to_dtype(dtype)?.reshape(s)?)?;
+            data.insert(name.to_string(), var.clone());
+            return Ok(var.as_tensor().clone());
+        }
         let n = s.elem_count();
-        let key = noise::key(self.seed, name_hash(&format!("{}.{name}", self.component)));
+        let key = noise::key(self.seed, crate::cache::fnv1a(format!("{}.{name}", self.component).as_bytes()));
         let normal = |mean: f64, std: f64| -> Vec<f32> { noise::gaussian(key, 0, n).into_iter().map(|x| (mean + std * x as f64) as f32).collect() };
         let uniform = |lo: f64, up: f64| -> Vec<f32> { (0..n as u64).map(|i| (lo + (up - lo) * noise::uniform(key, i)) as f32).collect() };
         let values = match h {
@@ -110,22 +119,18 @@ impl candle_nn::var_builder::SimpleBackend for SeededInit {
     }
 }
 
-/// Overwrites every variable of `map` with the tensor of the same name in `dir`'s weights.
-fn load_into(map: &VarMap, dir: &Path) -> Result<()> {
-    let files = component_files(dir)?;
-    let tensors = load_tensors(&files.weights, &Device::Cpu)?;
-    for (name, var) in map.data().lock().expect("varmap lock").iter() {
-        let t = tensors.get(name).ok_or_else(|| reel_models::ModelError::Weights { path: dir.to_path_buf(), reason: format!("no tensor '{name}'") })?;
-        var.set(&t.to_dtype(DType::F32)?.reshape(var.shape())?)?;
-    }
-    Ok(())
+/// A component folder's parsed config.
+fn parse<T: serde::de::DeserializeOwned>(files: &ComponentFiles) -> Result<T> {
+    serde_json::from_value(files.config.clone()).map_err(|e| {
+        TrainError::Model(reel_models::ModelError::InvalidFile { what: "config", path: files.dir.join("config.json"), reason: e.to_string() })
+    })
 }
 
-fn config_of<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+/// A component folder's files and its parsed config.
+fn open<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<(ComponentFiles, T)> {
     let files = component_files(dir)?;
-    serde_json::from_value(files.config).map_err(|e| {
-        TrainError::Model(reel_models::ModelError::InvalidFile { what: "config", path: dir.join("config.json"), reason: e.to_string() })
-    })
+    let config = parse(&files)?;
+    Ok((files, config))
 }
 
 fn component(from: Option<&Path>, name: &str) -> Option<PathBuf> {
@@ -166,16 +171,15 @@ impl Models {
             (Some(_), Some(_)) => return Err(clash("vae")),
             (Some(dir), None) if cfg.task == Task::Transformer => (reel_models::load_wan_vae(&dir, DType::F32, &dev)?, Weights::Dir(dir)),
             (Some(dir), None) => {
-                let vc: WanVaeConfig = config_of(&dir)?;
+                let (files, vc): (_, WanVaeConfig) = open(&dir)?;
                 let map = VarMap::new();
-                let vae = AutoencoderKLWan::new(&vc, seeded(&map, cfg.seed, "vae"))?;
-                load_into(&map, &dir)?;
+                let vae = AutoencoderKLWan::new(&vc, vars(&map, cfg.seed, "vae", Some(&files))?).map_err(|e| weights_error(&dir, e))?;
                 (vae, Weights::Vars(map))
             }
             (None, Some(vc)) => {
                 vc.validate().map_err(|r| TrainError::Config { path: PathBuf::from("[model.vae]"), reason: r })?;
                 let map = VarMap::new();
-                (AutoencoderKLWan::new(vc, seeded(&map, cfg.seed, "vae"))?, Weights::Vars(map))
+                (AutoencoderKLWan::new(vc, vars(&map, cfg.seed, "vae", None)?)?, Weights::Vars(map))
             }
             (None, None) => {
                 return Err(TrainError::Config {
@@ -188,9 +192,12 @@ impl Models {
             return Ok(Self { transformer: None, vae, vae_weights, text: None, tokenizer: None, train_text: false });
         }
         // Transformer.
-        let (tc, tdir): (WanTransformerConfig, Option<PathBuf>) = match (component(from, "transformer"), &cfg.model.transformer) {
+        let (tc, tfiles): (WanTransformerConfig, Option<ComponentFiles>) = match (component(from, "transformer"), &cfg.model.transformer) {
             (Some(_), Some(_)) => return Err(clash("transformer")),
-            (Some(dir), None) => (config_of(&dir)?, Some(dir)),
+            (Some(dir), None) => {
+                let (files, tc) = open(&dir)?;
+                (tc, Some(files))
+            }
             (None, Some(tc)) => (tc.clone(), None),
             (None, None) => {
                 return Err(TrainError::Config {
@@ -212,12 +219,11 @@ impl Models {
             )));
         }
         let tmap = VarMap::new();
-        let transformer = WanTransformer3DModel::new(&tc, seeded(&tmap, cfg.seed, "transformer"))?;
-        if let Some(dir) = &tdir {
-            load_into(&tmap, dir)?;
-        }
+        let transformer = WanTransformer3DModel::new(&tc, vars(&tmap, cfg.seed, "transformer", tfiles.as_ref())?)
+            .map_err(|e| weights_error(tfiles.as_ref().map_or(Path::new("[model.transformer]"), |f| &f.dir), e))?;
         // Tokenizer and text encoder.
-        let tokenizer = match (component(from, "tokenizer").map(|d| d.join(TOKENIZER_FILE)).filter(|p| p.is_file()), tokenizer) {
+        // A diffusers tokenizer folder has tokenizer.json (and tokenizer_config.json), no config.json.
+        let tokenizer = match (from.map(|f| f.join("tokenizer").join(TOKENIZER_FILE)).filter(|p| p.is_file()), tokenizer) {
             (Some(path), _) => TextTokenizer::from_file(&path)?,
             (None, Some(t)) => t,
             (None, None) => return Err(TrainError::Config { path: PathBuf::from("[model]"), reason: "no tokenizer (model.from has no tokenizer/)".into() }),
@@ -225,12 +231,11 @@ impl Models {
         let (text, default_train) = match (component(from, "text_encoder"), &cfg.model.text_encoder) {
             (Some(_), Some(_)) => return Err(clash("text_encoder")),
             (Some(dir), None) => {
-                let config: serde_json::Value = component_files(&dir)?.config;
-                if config["model_type"] == "reel-text" {
-                    let rc: ReelTextConfig = config_of(&dir)?;
+                let files = component_files(&dir)?;
+                if files.config["model_type"] == "reel-text" {
+                    let rc: ReelTextConfig = parse(&files)?;
                     let map = VarMap::new();
-                    let model = ReelTextEncoder::new(&rc, seeded(&map, cfg.seed, "text_encoder"))?;
-                    load_into(&map, &dir)?;
+                    let model = ReelTextEncoder::new(&rc, vars(&map, cfg.seed, "text_encoder", Some(&files))?).map_err(|e| weights_error(&dir, e))?;
                     (Text::Reel { model, map }, false)
                 } else {
                     (Text::Other { model: reel_models::load_text_encoder(&dir, DType::F32, &dev)?, dir }, false)
@@ -239,7 +244,7 @@ impl Models {
             (None, Some(rc)) => {
                 let rc = ReelTextConfig { vocab_size: tokenizer.vocab_size(), max_position_embeddings: rc.max_position_embeddings.max(cfg.model.max_text_len), ..rc.clone() };
                 let map = VarMap::new();
-                let model = ReelTextEncoder::new(&rc, seeded(&map, cfg.seed, "text_encoder"))?;
+                let model = ReelTextEncoder::new(&rc, vars(&map, cfg.seed, "text_encoder", None)?)?;
                 (Text::Reel { model, map }, true)
             }
             (None, None) => {

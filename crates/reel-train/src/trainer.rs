@@ -359,7 +359,7 @@ impl Run<'_> {
             grad_norm,
             lr,
             samples_per_s: local[1] / seconds.max(1e-9),
-            peak_memory_mib: metrics::peak_memory_mib(),
+            peak_memory_mib: metrics::peak_rss().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
             stage: stage.name.clone(),
             samples: self.state.samples,
             skipped: self.state.skipped.len(),
@@ -513,7 +513,7 @@ impl Run<'_> {
                 let holdout = Dataset::Shapes { config: data.clone() };
                 let mut psnrs = Vec::new();
                 for i in 0..v.clips as u64 {
-                    let ex = holdout.load(i, &bucket, &[bucket], i, &data, v.seed).map_err(TrainError::Data)?;
+                    let ex = holdout.load(i, &bucket, i, &data, v.seed).map_err(TrainError::Data)?;
                     let crate::data::ExamplePayload::Pixels(p) = ex.payload else { unreachable!("shapes gives pixels") };
                     let shape = (1, 3, bucket.frames as usize, bucket.height as usize, bucket.width as usize);
                     let x = Tensor::from_vec(p, shape, &Device::Cpu)?;

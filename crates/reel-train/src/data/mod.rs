@@ -175,7 +175,7 @@ pub fn load_batch(dataset: &Dataset, plan: &Plan, buckets: &[Bucket], rank: usiz
             let mut skipped = Vec::new();
             let mut item = item;
             for attempt in 0..=MAX_SUBSTITUTES {
-                match dataset.load(item, &bucket, buckets, id, config, seed) {
+                match dataset.load(item, &bucket, id, config, seed) {
                     Ok(example) => return Ok((example, skipped)),
                     Err(reason) => {
                         tracing::warn!("skipping {}: {reason}", dataset.describe(item));

@@ -134,7 +134,7 @@ impl Dataset {
 
     /// Loads item `item` into `bucket` with the draws of sample `id`. Errors are reasons
     /// (the caller skips the item and reports it).
-    pub fn load(&self, item: u64, bucket: &Bucket, _all: &[Bucket], id: u64, config: &DataConfig, seed: u64) -> std::result::Result<Example, String> {
+    pub fn load(&self, item: u64, bucket: &Bucket, id: u64, config: &DataConfig, seed: u64) -> std::result::Result<Example, String> {
         let key = noise::item_key(seed, AUG_STREAM, id);
         let draw = |j: u64| noise::uniform(key, j);
         let start = if config.random_crop { draw(3) } else { 0.5 };
