@@ -331,3 +331,15 @@ fn a_folder_of_captioned_images_feeds_an_image_stage() {
     assert_eq!(r[2]["skipped"], 1);
     assert_eq!(r[2]["samples"], 6);
 }
+
+#[test]
+fn a_launch_by_mpirun_without_the_mpi_feature_is_refused_with_the_fix() {
+    let out = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["train", smoke().to_str().unwrap(), "--out", "/nonexistent/never-created", "-q"])
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("without the `mpi` feature") && stderr.contains("--features mpi"), "{stderr}");
+}

@@ -281,3 +281,58 @@ impl Drop for Loader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceKind;
+
+    fn folder(n: usize) -> Dataset {
+        let items = (0..n)
+            .map(|i| Item { path: format!("{i}.png").into(), caption: format!("clip {i}"), frames: 1, fps: 1.0, width: 32, height: 32 })
+            .collect();
+        Dataset::Files { kind: SourceKind::Images, items, skipped: Vec::new(), rates: Vec::new() }
+    }
+
+    fn bucket(batch_size: usize) -> Bucket {
+        Bucket { width: 32, height: 32, frames: 1, batch_size, weight: 1.0 }
+    }
+
+    #[test]
+    fn every_item_once_per_epoch_in_a_seeded_order() {
+        let ds = folder(5);
+        let mut planner = Planner::new(&ds, &[bucket(1)], 3, 1, 0).unwrap();
+        let items: Vec<u64> = (0..10).map(|_| planner.next_plan().slots[0].1).collect();
+        for epoch in items.chunks(5) {
+            let mut sorted = epoch.to_vec();
+            sorted.sort();
+            assert_eq!(sorted, vec![0, 1, 2, 3, 4], "{items:?}");
+        }
+        assert_ne!(items[..5], items[5..], "each epoch is shuffled afresh");
+        let mut again = Planner::new(&ds, &[bucket(1)], 3, 1, 0).unwrap();
+        assert_eq!((0..10).map(|_| again.next_plan().slots[0].1).collect::<Vec<_>>(), items);
+        let mut other = Planner::new(&ds, &[bucket(1)], 4, 1, 0).unwrap();
+        assert_ne!((0..10).map(|_| other.next_plan().slots[0].1).collect::<Vec<_>>(), items);
+    }
+
+    #[test]
+    fn ranks_split_one_global_batch_with_run_wide_sample_ids() {
+        let ds = folder(8);
+        let mut two = Planner::new(&ds, &[bucket(2)], 0, 2, 1 << 40).unwrap();
+        let mut one = Planner::new(&ds, &[bucket(4)], 0, 1, 1 << 40).unwrap();
+        for _ in 0..3 {
+            let (a, b) = (two.next_plan(), one.next_plan());
+            assert_eq!(a.slots, b.slots, "2 ranks × 2 plan what 1 rank × 4 plans");
+            assert_eq!(a.slots.len(), 4);
+        }
+        assert_eq!(two.next_plan().slots[0].0, (1 << 40) + 12);
+    }
+
+    #[test]
+    fn a_bucket_no_item_fits_is_an_error() {
+        let ds = folder(3);
+        let long = Bucket { frames: 17, ..bucket(1) };
+        let err = Planner::new(&ds, &[long], 0, 1, 0).err().expect("nothing fits").to_string();
+        assert!(err.contains("no usable example fits"), "{err}");
+    }
+}
