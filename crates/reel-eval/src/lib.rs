@@ -3,13 +3,17 @@
 //! - [`scorer`] reads a clip's scene back from its pixels and [`adherence`] checks it against
 //!   the prompt's labels (Shapes World's "Scoring a generated clip");
 //! - [`degrade`] damages clips (blur, noise, colour shift, compression, rescaling) and
-//!   [`robustness`] measures the scorer on Shapes World's own clips, clean and damaged.
+//!   [`robustness`] measures the scorer on Shapes World's own clips, clean and damaged;
+//! - [`temporal`] measures flicker, motion smoothness, subject consistency and dynamic degree;
+//! - [`frechet`] is the Fréchet distance between feature statistics (FID/FVD's formula).
 
 pub mod adherence;
 pub mod degrade;
+pub mod frechet;
 pub mod image;
 pub mod robustness;
 pub mod scorer;
+pub mod temporal;
 
 pub use adherence::{score_clip, summarize, Attribute, Check, ClipScore, Confusion, Summary};
 pub use degrade::Degradation;
