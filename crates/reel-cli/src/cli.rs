@@ -36,9 +36,66 @@ pub enum Command {
     Model(ModelCommand),
     /// Train a model from a TOML run config (see docs/training.md), or export a run.
     Train(TrainArgs),
+    /// Evaluate clips: prompt adherence, temporal quality, reports, comparisons (docs/eval.md).
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Measure speed and memory.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Score captioned clips against their labels, from pixels only.
+    Adherence {
+        /// A manifest.jsonl (`reel data synth`'s format: file, caption, labels per line).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Save the full results (every clip's checks and metrics) as DIR/evaluation.json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print one JSON object on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Write report.html (self-contained), report.md, report.json and contact sheets.
+    Report {
+        /// An evaluation (DIR or DIR/evaluation.json) or a manifest.jsonl, evaluated first.
+        path: PathBuf,
+        /// Output directory (default: <evaluation dir>/report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Most clips shown with frames.
+        #[arg(long, default_value_t = 64)]
+        max_clips: usize,
+    },
+    /// Put two evaluations of the same prompts side by side.
+    Compare {
+        /// First evaluation (or manifest).
+        a: PathBuf,
+        /// Second evaluation (or manifest), made from the same prompts and seeds.
+        b: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Most clips shown with frames.
+        #[arg(long, default_value_t = 64)]
+        max_clips: usize,
+    },
+    /// Measure the scorer itself on Shapes World clips, clean and degraded.
+    Robustness {
+        /// Clips to score per condition.
+        #[arg(long, default_value_t = 200)]
+        count: u64,
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `reel train CONFIG.toml [--out DIR] [--resume] [--max-steps N]` or `reel train export RUN DIR`.

@@ -11,6 +11,7 @@ use reel_train::metrics::peak_rss;
 use serde_json::json;
 
 use crate::cli::{BenchCommand, Cli, Command, ComponentArg, DataCommand, ModelCommand, VideoCommand, WorldArgs};
+use crate::eval;
 
 pub fn run(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCommand::Cache { input, model, out, width, height, frames, fps, text, max_text_len, shard_size, count }) => {
             crate::train::cache(input, model, &out, [width, height, frames], fps, text, max_text_len, shard_size, count, quiet)
         }
+        Command::Eval(command) => eval::run(command, quiet),
         Command::Bench(BenchCommand::Transformer { model, text_len }) => crate::bench::transformer(&model, text_len),
         Command::Bench(BenchCommand::Vae { model, encode }) => crate::bench::vae(&model, encode),
         Command::Bench(BenchCommand::Video { out, format, frames, width, height, fps, keep }) => {
@@ -42,7 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn world_config(w: &WorldArgs) -> WorldConfig {
+pub(crate) fn world_config(w: &WorldArgs) -> WorldConfig {
     WorldConfig { seed: w.seed, width: w.width, height: w.height, frames: w.frames, fps: w.fps, split: w.split.into() }
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod eval;
 mod train;
 
 use std::io::IsTerminal;
@@ -33,6 +34,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             m.hint()
         } else if let Some(t) = e.downcast_ref::<reel_train::TrainError>() {
             t.hint()
+        } else if let Some(v) = e.downcast_ref::<reel_eval::EvalError>() {
+            v.hint()
         } else {
             None
         }

@@ -33,6 +33,7 @@ impl Degradation {
             ("noise σ=10", Self::Noise { sigma: 10.0, seed: 7 }),
             ("noise σ=25", Self::Noise { sigma: 25.0, seed: 7 }),
             ("colour shift", Self::ColorShift { gain: [1.1, 0.95, 0.9], offset: [8.0, 0.0, -8.0] }),
+            ("h264 quality 85 (default)", Self::Compression { quality: 85 }),
             ("h264 quality 10", Self::Compression { quality: 10 }),
             ("h264 quality 1", Self::Compression { quality: 1 }),
             ("down-up ½", Self::Rescale { factor: 0.5 }),

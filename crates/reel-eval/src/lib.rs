@@ -5,16 +5,23 @@
 //! - [`degrade`] damages clips (blur, noise, colour shift, compression, rescaling) and
 //!   [`robustness`] measures the scorer on Shapes World's own clips, clean and damaged;
 //! - [`temporal`] measures flicker, motion smoothness, subject consistency and dynamic degree;
-//! - [`frechet`] is the Fréchet distance between feature statistics (FID/FVD's formula).
+//! - [`frechet`] is the Fréchet distance between feature statistics (FID/FVD's formula);
+//! - [`evaluate`] runs all of it over a manifest and [`report`] writes HTML, Markdown and JSON.
 
 pub mod adherence;
 pub mod degrade;
+mod error;
+pub mod evaluate;
 pub mod frechet;
 pub mod image;
+pub mod report;
 pub mod robustness;
 pub mod scorer;
 pub mod temporal;
 
 pub use adherence::{score_clip, summarize, Attribute, Check, ClipScore, Confusion, Summary};
 pub use degrade::Degradation;
+pub use error::{EvalError, Result};
+pub use evaluate::{evaluate_manifest, Evaluation};
+pub use report::write_report;
 pub use scorer::{analyze, Reading};

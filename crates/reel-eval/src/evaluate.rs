@@ -1,0 +1,137 @@
+//! Evaluating a set of captioned clips: prompt adherence and temporal quality per clip, and
+//! their summaries, saved as `evaluation.json`.
+
+use std::path::{Path, PathBuf};
+
+use reel_data::SceneLabels;
+use reel_media::Frame;
+use serde::{Deserialize, Serialize};
+
+use crate::adherence::{score_clip, summarize, ClipScore, Summary};
+use crate::error::{io_err, EvalError, Result};
+use crate::temporal::{self, TemporalMetrics, TemporalSummary};
+
+/// File name of a saved evaluation.
+pub const EVALUATION: &str = "evaluation.json";
+
+/// One clip's results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClipResult {
+    /// Video path relative to the evaluation's `root`.
+    pub file: String,
+    pub caption: String,
+    pub labels: SceneLabels,
+    pub score: ClipScore,
+    pub temporal: TemporalMetrics,
+}
+
+/// A whole set's results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// What was evaluated (the manifest path as given).
+    pub source: String,
+    /// Directory the clips' `file` paths are relative to (absolute).
+    pub root: PathBuf,
+    pub adherence: Summary,
+    pub temporal: TemporalSummary,
+    pub clips: Vec<ClipResult>,
+}
+
+impl Evaluation {
+    /// Loads `evaluation.json` (or a directory holding it).
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = if path.is_dir() { path.join(EVALUATION) } else { path.to_path_buf() };
+        let text = std::fs::read_to_string(&file).map_err(|e| EvalError::NotAnEvaluation { path: file.clone(), message: e.to_string() })?;
+        serde_json::from_str(&text).map_err(|e| EvalError::NotAnEvaluation { path: file, message: e.to_string() })
+    }
+
+    /// Writes `dir/evaluation.json` whole or not at all.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let text = serde_json::to_string_pretty(self).expect("an evaluation serialises");
+        write_atomic(&dir.join(EVALUATION), text.as_bytes())
+    }
+
+    /// The frames of clip `i`.
+    pub fn frames(&self, i: usize) -> Result<Vec<Frame>> {
+        let path = self.root.join(&self.clips[i].file);
+        reel_media::read_video(&path).map(|(_, f)| f).map_err(|source| EvalError::Clip { path, line: i + 1, source })
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, so readers never see half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    let tmp = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    Ok(path.to_path_buf())
+}
+
+/// One line of a manifest: `reel data synth`'s format, of which only these fields are read.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Entry {
+    /// Video path relative to the manifest.
+    pub file: String,
+    pub caption: String,
+    pub labels: SceneLabels,
+}
+
+/// Reads a manifest: one JSON object per line with `file`, `caption` and `labels`.
+pub fn read_entries(manifest: &Path) -> Result<Vec<Entry>> {
+    let bad = |message: String| EvalError::Manifest { path: manifest.to_path_buf(), message };
+    let text = std::fs::read_to_string(manifest).map_err(|e| bad(e.to_string()))?;
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        entries.push(serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?);
+    }
+    if entries.is_empty() {
+        return Err(bad("it lists no clips".into()));
+    }
+    Ok(entries)
+}
+
+/// Scores every clip of `manifest` on `threads` threads, calling `progress` after each clip.
+/// Every clip is decoded before anything is returned; the first unreadable one is the error.
+pub fn evaluate_manifest(manifest: &Path, threads: usize, progress: &(dyn Fn() + Sync)) -> Result<Evaluation> {
+    let entries = read_entries(manifest)?;
+    let root = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let root = std::fs::canonicalize(&root).map_err(io_err(&root))?;
+    let threads = threads.max(1);
+    let results: Vec<Result<Vec<(usize, ClipResult)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|worker| {
+                let (entries, root) = (&entries, &root);
+                s.spawn(move || -> Result<Vec<(usize, ClipResult)>> {
+                    let mut mine = Vec::new();
+                    for i in (worker..entries.len()).step_by(threads) {
+                        let entry = &entries[i];
+                        let path = root.join(&entry.file);
+                        let (_, frames) = reel_media::read_video(&path).map_err(|source| EvalError::Clip { path: path.clone(), line: i + 1, source })?;
+                        let score = score_clip(&frames, &entry.labels);
+                        let temporal = temporal::measure(&frames);
+                        mine.push((i, ClipResult { file: entry.file.clone(), caption: entry.caption.clone(), labels: entry.labels.clone(), score, temporal }));
+                        progress();
+                    }
+                    Ok(mine)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("evaluation thread panicked")).collect()
+    });
+    let mut clips = Vec::with_capacity(entries.len());
+    for worker in results {
+        clips.extend(worker?);
+    }
+    clips.sort_by_key(|(i, _)| *i);
+    let clips: Vec<ClipResult> = clips.into_iter().map(|(_, c)| c).collect();
+    Ok(Evaluation {
+        source: manifest.display().to_string(),
+        root,
+        adherence: summarize(clips.iter().map(|c| &c.score)),
+        temporal: temporal::summarize(clips.iter().map(|c| &c.temporal)),
+        clips,
+    })
+}
