@@ -56,11 +56,6 @@ impl Attribute {
             Self::Style => names(Style::ALL),
         }
     }
-
-    /// Attributes scored once per object (the rest once per clip).
-    pub fn per_object(self) -> bool {
-        matches!(self, Self::Color | Self::Shape | Self::Motion)
-    }
 }
 
 /// The value read for a missing object.

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use reel_data::rng::Rng;
 use reel_media::{EncodeOptions, Frame, Rational, VideoFormat};
 use serde::{Deserialize, Serialize};
 
@@ -55,10 +56,10 @@ impl Degradation {
             Self::Blur { sigma } => img.blur(sigma),
             Self::Noise { sigma, seed } => {
                 let mut img = img;
-                let mut state = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut rng = Rng::for_item(seed, NOISE_STREAM, index);
                 for p in &mut img.data {
                     for c in p.iter_mut() {
-                        *c += sigma * gaussian(&mut state);
+                        *c += sigma * gaussian(&mut rng);
                     }
                 }
                 img
@@ -81,16 +82,12 @@ impl Degradation {
     }
 }
 
-/// SplitMix64 then Box–Muller: a standard normal draw.
-fn gaussian(state: &mut u64) -> f32 {
-    let mut next = || {
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let (u, v) = (next().max(1e-12), next());
+/// Stream of reel-data's [`Rng`] that noise frames draw from (frame index = item).
+const NOISE_STREAM: u64 = 0x6e6f697365;
+
+/// A standard normal draw (Box–Muller).
+fn gaussian(rng: &mut Rng) -> f32 {
+    let (u, v) = (rng.unit().max(1e-12), rng.unit());
     ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
 }
 

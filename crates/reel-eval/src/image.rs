@@ -39,31 +39,11 @@ impl Rgb {
         Gray { width: self.width, height: self.height, data: self.data.iter().map(|&p| luma(p)).collect() }
     }
 
-    /// Separable Gaussian blur with edge clamping; `sigma <= 0` copies.
+    /// Separable Gaussian blur with edge clamping (each channel through [`blur_plane`]).
     pub fn blur(&self, sigma: f32) -> Self {
-        let kernel = gaussian_kernel(sigma);
-        let r = kernel.len() / 2;
         let (w, h) = (self.width, self.height);
-        let pass = |src: &[[f32; 3]], horizontal: bool| -> Vec<[f32; 3]> {
-            let mut out = vec![[0.0; 3]; w * h];
-            for y in 0..h {
-                for x in 0..w {
-                    let mut acc = [0.0f32; 3];
-                    for (k, &kw) in kernel.iter().enumerate() {
-                        let o = k as isize - r as isize;
-                        let (sx, sy) = if horizontal { ((x as isize + o).clamp(0, w as isize - 1) as usize, y) } else { (x, (y as isize + o).clamp(0, h as isize - 1) as usize) };
-                        let p = src[sy * w + sx];
-                        for c in 0..3 {
-                            acc[c] += kw * p[c];
-                        }
-                    }
-                    out[y * w + x] = acc;
-                }
-            }
-            out
-        };
-        let horizontal = pass(&self.data, true);
-        Self { width: w, height: h, data: pass(&horizontal, false) }
+        let channels = [0, 1, 2].map(|c| blur_plane(&self.data.iter().map(|p| p[c]).collect::<Vec<_>>(), w, h, sigma, Edge::Clamp));
+        Self { width: w, height: h, data: (0..w * h).map(|i| [channels[0][i], channels[1][i], channels[2][i]]).collect() }
     }
 
     /// Bilinear resize (pixel centres aligned, as `align_corners = false`).
@@ -118,6 +98,47 @@ pub fn luma(p: [f32; 3]) -> f32 {
 /// Euclidean distance between two RGB triples.
 pub fn distance(a: [f32; 3], b: [f32; 3]) -> f32 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// What a blur reads beyond the edge of a plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    /// The nearest edge pixel.
+    Clamp,
+    /// Zeros.
+    Zero,
+}
+
+/// Separable Gaussian blur of a `w × h` plane; `sigma <= 0` copies.
+pub fn blur_plane(src: &[f32], w: usize, h: usize, sigma: f32, edge: Edge) -> Vec<f32> {
+    let kernel = gaussian_kernel(sigma);
+    if kernel.len() == 1 {
+        return src.to_vec();
+    }
+    let r = (kernel.len() / 2) as isize;
+    let pass = |src: &[f32], horizontal: bool| {
+        let (len, stride) = if horizontal { (w, 1) } else { (h, w) };
+        let mut out = vec![0.0f32; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let at = if horizontal { x } else { y } as isize;
+                let mut acc = 0.0;
+                for (k, kw) in kernel.iter().enumerate() {
+                    let mut j = at + k as isize - r;
+                    if j < 0 || j >= len as isize {
+                        match edge {
+                            Edge::Zero => continue,
+                            Edge::Clamp => j = j.clamp(0, len as isize - 1),
+                        }
+                    }
+                    acc += kw * src[((y * w + x) as isize + (j - at) * stride as isize) as usize];
+                }
+                out[y * w + x] = acc;
+            }
+        }
+        out
+    };
+    pass(&pass(src, true), false)
 }
 
 /// A normalised Gaussian kernel of radius `ceil(3σ)` (a single 1 for `sigma <= 0`).
@@ -175,6 +196,18 @@ mod tests {
         let sum: f32 = b.data.iter().map(|p| p[0] - 10.0).sum();
         assert!((sum - 90.0).abs() < 1e-2, "blur keeps the impulse's mass: {sum}");
         assert!(b.at(4, 4)[0] < 100.0 && b.at(5, 4)[0] > 10.0);
+    }
+
+    #[test]
+    fn zero_edges_lose_mass_and_clamped_edges_keep_it() {
+        // σ = 1: the kernel reaches 3 px, so the centre of a 9×9 plane sees no edge; a corner
+        // keeps the taps 0..=3 of each direction, g(0) + g(1) + g(2) + g(3) = 0.6995 (the
+        // kernel normalised over −3..=3), squared: 0.4893.
+        let plane = vec![1.0f32; 81];
+        let clamped = blur_plane(&plane, 9, 9, 1.0, Edge::Clamp);
+        assert!(clamped.iter().all(|v| (v - 1.0).abs() < 1e-5));
+        let zero = blur_plane(&plane, 9, 9, 1.0, Edge::Zero);
+        assert!((zero[40] - 1.0).abs() < 1e-5 && (zero[0] - 0.4893).abs() < 1e-3, "{zero:?}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use reel_data::{Camera, Color, Mood, Motion, Shape, Style, Theme};
 use reel_media::Frame;
 use serde::{Deserialize, Serialize};
 
-use crate::image::{distance, gaussian_kernel, luma, median, percentile, Gray, Rgb};
+use crate::image::{blur_plane, distance, luma, median, percentile, Edge, Gray, Rgb};
 
 /// Colour distance from the background above which a pixel belongs to an object.
 pub const OBJECT_THRESHOLD: f32 = 40.0;
@@ -107,7 +107,7 @@ pub fn analyze(frames: &[Frame]) -> Reading {
     let (pan, zoom) = (camera_path.last().map_or(0.0, |c| c.shift) / width as f32, camera_path.last().map_or(1.0, |c| c.scale));
     let camera = classify_camera(pan, zoom);
 
-    let tracks = link_tracks(&detections, width as f32);
+    let tracks = link_tracks(detections, width as f32);
     let min_frames = images.len().div_ceil(2).max(1);
     let mut objects = Vec::new();
     for track in tracks.iter().filter(|t| t.iter().filter(|b| b.is_some()).count() >= min_frames) {
@@ -342,10 +342,10 @@ fn classify_colour(img: &Rgb, bg: &Background, pixels: &[usize], diff: &[f32]) -
 
 /// Links blobs over frames: each blob joins the track whose latest blob (up to two frames
 /// back) is nearest, within a fifth of the frame width.
-fn link_tracks(detections: &[Vec<Blob>], width: f32) -> Vec<Vec<Option<Blob>>> {
+fn link_tracks(detections: Vec<Vec<Blob>>, width: f32) -> Vec<Vec<Option<Blob>>> {
     let n = detections.len();
     let mut tracks: Vec<Vec<Option<Blob>>> = Vec::new();
-    for (t, blobs) in detections.iter().enumerate() {
+    for (t, blobs) in detections.into_iter().enumerate() {
         let mut taken = vec![false; tracks.len()];
         for blob in blobs {
             let mut best: Option<(usize, f32)> = None;
@@ -363,12 +363,12 @@ fn link_tracks(detections: &[Vec<Blob>], width: f32) -> Vec<Vec<Option<Blob>>> {
             }
             match best {
                 Some((k, _)) => {
-                    tracks[k][t] = Some(blob.clone());
+                    tracks[k][t] = Some(blob);
                     taken[k] = true;
                 }
                 None => {
                     let mut track = vec![None; n];
-                    track[t] = Some(blob.clone());
+                    track[t] = Some(blob);
                     tracks.push(track);
                     taken.push(true);
                 }
@@ -397,12 +397,12 @@ fn read_object(track: &[Option<Blob>], images: &[Rgb], backgrounds: &[Background
     let step = present.len().div_ceil(SHAPE_FRAMES).max(1);
     let mut shape_errors = [0.0f32; 3];
     let mut holes = Vec::new();
-    let mut areas = vec![None; track.len()];
+    let mut measures = vec![None; track.len()];
     for (k, &t) in present.iter().enumerate() {
         let blob = track[t].as_ref().expect("present");
         let soft = soft_mask(blob, &images[t], &backgrounds[t], color);
         holes.push(soft.holes);
-        areas[t] = Some((soft.mass, soft.centroid));
+        measures[t] = Some((soft.mass, soft.centroid));
         if k % step == 0 {
             let errors = fit_shapes(&soft, images[t].width, pixel_art);
             for s in 0..3 {
@@ -418,7 +418,7 @@ fn read_object(track: &[Option<Blob>], images: &[Rgb], backgrounds: &[Background
     // Motion in world coordinates: undo the camera, then compare the first and last quarter.
     let width = images[0].width as f32;
     let centre = [(images[0].width as f32 - 1.0) / 2.0, (images[0].height as f32 - 1.0) / 2.0];
-    let world: Vec<Option<([f32; 2], f32)>> = areas
+    let world: Vec<Option<([f32; 2], f32)>> = measures
         .iter()
         .enumerate()
         .map(|(t, a)| {
@@ -635,7 +635,7 @@ fn fit_shapes(mask: &SoftMask, frame_width: usize, pixel_art: bool) -> [f32; 3] 
             SHAPE_BLURS
                 .iter()
                 .map(|&sigma| {
-                    let t = blur_plane(&coverage, rw, rh, sigma);
+                    let t = blur_plane(&coverage, rw, rh, sigma, Edge::Zero);
                     t.iter().zip(&mask.alpha).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / mass
                 })
                 .fold(f32::MAX, f32::min)
@@ -643,33 +643,6 @@ fn fit_shapes(mask: &SoftMask, frame_width: usize, pixel_art: bool) -> [f32; 3] 
         .collect::<Vec<f32>>()
         .try_into()
         .expect("three shapes")
-}
-
-/// Separable Gaussian blur of a plane with zeros outside.
-fn blur_plane(src: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
-    let kernel = gaussian_kernel(sigma);
-    if kernel.len() == 1 {
-        return src.to_vec();
-    }
-    let r = (kernel.len() / 2) as isize;
-    let pass = |src: &[f32], horizontal: bool| {
-        let mut out = vec![0.0f32; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (k, kw) in kernel.iter().enumerate() {
-                    let o = k as isize - r;
-                    let (sx, sy) = if horizontal { (x as isize + o, y as isize) } else { (x as isize, y as isize + o) };
-                    if sx >= 0 && sy >= 0 && sx < w as isize && sy < h as isize {
-                        acc += kw * src[sy as usize * w + sx as usize];
-                    }
-                }
-                out[y * w + x] = acc;
-            }
-        }
-        out
-    };
-    pass(&pass(src, true), false)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,8 +713,7 @@ fn flattened(img: &Rgb, bg: &Background) -> Gray {
     let (w, h) = (img.width, img.height);
     let data: Vec<f32> = (0..w * h).map(|i| 100.0 * luma(img.data[i]) / luma(bg.at(i % w, i / w, w, h)).max(8.0)).collect();
     // A light blur keeps the one-pixel grid lines and averages away sensor-like noise.
-    let smooth = Rgb { width: w, height: h, data: data.iter().map(|&v| [v; 3]).collect() }.blur(0.8);
-    Gray { width: w, height: h, data: smooth.data.iter().map(|p| p[0]).collect() }
+    Gray { width: w, height: h, data: blur_plane(&data, w, h, 0.8, Edge::Clamp) }
 }
 
 fn object_mask(w: usize, h: usize, blobs: &[Blob], grow: usize) -> Vec<bool> {

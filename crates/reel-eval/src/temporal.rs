@@ -16,6 +16,8 @@
 use reel_media::Frame;
 use serde::{Deserialize, Serialize};
 
+use crate::image::{luma, Rgb};
+
 /// Per-pixel change (mean over channels, 0–1) below which a pixel counts as static.
 pub const STATIC_CHANGE: f32 = 0.1;
 /// Block size and search radius for block matching.
@@ -83,9 +85,10 @@ struct Plane {
 
 impl Plane {
     fn from_frame(frame: &Frame) -> Self {
-        let rgb: Vec<[f32; 3]> = frame.data().chunks_exact(3).map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]).collect();
-        let luma = rgb.iter().map(|p| crate::image::luma(*p)).collect();
-        Self { w: frame.width() as usize, h: frame.height() as usize, rgb, luma }
+        let img = Rgb::from_frame(frame);
+        let rgb: Vec<[f32; 3]> = img.data.iter().map(|p| p.map(|c| c / 255.0)).collect();
+        let luma = rgb.iter().map(|&p| luma(p)).collect();
+        Self { w: img.width, h: img.height, rgb, luma }
     }
 }
 
@@ -94,11 +97,11 @@ fn change(a: [f32; 3], b: [f32; 3]) -> f32 {
 }
 
 /// Mean change over the static region, averaged over frame pairs with a static region.
-pub(crate) fn flicker_of(planes: &[Vec<[f32; 3]>]) -> f32 {
+fn flicker(planes: &[Plane]) -> f32 {
     let (mut sum, mut pairs) = (0.0f32, 0usize);
     for pair in planes.windows(2) {
         let (mut s, mut n) = (0.0f32, 0usize);
-        for (a, b) in pair[0].iter().zip(&pair[1]) {
+        for (a, b) in pair[0].rgb.iter().zip(&pair[1].rgb) {
             let d = change(*a, *b);
             if d < STATIC_CHANGE {
                 s += d;
@@ -117,14 +120,10 @@ pub(crate) fn flicker_of(planes: &[Vec<[f32; 3]>]) -> f32 {
     }
 }
 
-fn flicker(planes: &[Plane]) -> f32 {
-    flicker_of(&planes.iter().map(|p| p.rgb.clone()).collect::<Vec<_>>())
-}
-
 /// Sum of absolute luma differences between the window around block (bx, by) (the block and
 /// [`MARGIN`] pixels about it, which settles most aperture ambiguities) of `a` shifted by
 /// `sign_a·v` and of `b` shifted by `sign_b·v`, coordinates clamped (edges repeat).
-fn block_sad(a: &Plane, b: &Plane, bx: usize, by: usize, v: (isize, isize), sign_a: isize, sign_b: isize) -> Option<f32> {
+fn block_sad(a: &Plane, b: &Plane, bx: usize, by: usize, v: (isize, isize), sign_a: isize, sign_b: isize) -> f32 {
     let clamp = |c: isize, n: usize| c.clamp(0, n as isize - 1) as usize;
     let mut sad = 0.0;
     let (y0, x0) = (by.saturating_sub(MARGIN), bx.saturating_sub(MARGIN));
@@ -135,20 +134,19 @@ fn block_sad(a: &Plane, b: &Plane, bx: usize, by: usize, v: (isize, isize), sign
             sad += (a.luma[ay * a.w + ax] - b.luma[cy * b.w + cx]).abs();
         }
     }
-    Some(sad)
+    sad
 }
 
 /// The displacement minimising the SAD; among equal SADs the shortest (the zero vector first),
 /// so flat blocks, which match anything, report no motion.
-fn best_vector(sad: impl Fn((isize, isize)) -> Option<f32>) -> (isize, isize) {
+fn best_vector(sad: impl Fn((isize, isize)) -> f32) -> (isize, isize) {
     let mut candidates: Vec<(isize, isize)> = (-SEARCH..=SEARCH).flat_map(|dy| (-SEARCH..=SEARCH).map(move |dx| (dx, dy))).collect();
     candidates.sort_by_key(|&(dx, dy)| dx * dx + dy * dy);
     let mut best = ((0, 0), f32::MAX);
     for v in candidates {
-        if let Some(s) = sad(v) {
-            if s < best.1 - 1e-6 {
-                best = (v, s);
-            }
+        let s = sad(v);
+        if s < best.1 - 1e-6 {
+            best = (v, s);
         }
     }
     best.0
@@ -207,21 +205,16 @@ fn dynamic_motion(planes: &[Plane]) -> f32 {
 /// √-histogram appearance feature: 64 RGB bins then 8 gradient-orientation bins, each part
 /// normalised to sum 1 before the square root (a part with no mass stays zero).
 pub fn appearance(frame: &Frame) -> Vec<f32> {
-    let (w, h) = (frame.width() as usize, frame.height() as usize);
-    let px = |x: usize, y: usize| frame.pixel(x as u32, y as u32);
     let mut colour = vec![0.0f32; 64];
     for p in frame.data().chunks_exact(3) {
         let bin = (p[0] as usize / 64) * 16 + (p[1] as usize / 64) * 4 + p[2] as usize / 64;
         colour[bin] += 1.0;
     }
     let mut gradient = vec![0.0f32; 8];
-    let l = |x: usize, y: usize| {
-        let p = px(x, y);
-        crate::image::luma([p[0] as f32, p[1] as f32, p[2] as f32])
-    };
-    for y in 0..h.saturating_sub(1) {
-        for x in 0..w.saturating_sub(1) {
-            let (gx, gy) = (l(x + 1, y) - l(x, y), l(x, y + 1) - l(x, y));
+    let l = Rgb::from_frame(frame).luma();
+    for y in 0..l.height.saturating_sub(1) {
+        for x in 0..l.width.saturating_sub(1) {
+            let (gx, gy) = (l.at(x + 1, y) - l.at(x, y), l.at(x, y + 1) - l.at(x, y));
             let m = (gx * gx + gy * gy).sqrt();
             if m > 0.0 {
                 let angle = gy.atan2(gx).rem_euclid(std::f32::consts::TAU);
