@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use reel_data::ShapesWorld;
-use reel_eval::evaluate::EVALUATION;
+use reel_eval::evaluate::{evaluate_entries, read_entries, EVALUATION};
 use reel_eval::robustness::{measure, Condition};
-use reel_eval::{evaluate_manifest, write_report, Attribute, Degradation, Evaluation};
+use reel_eval::{write_report, Attribute, Degradation, Evaluation};
 use serde_json::json;
 
 use crate::cli::EvalCommand;
@@ -54,9 +54,9 @@ fn display_name(path: &Path) -> String {
 }
 
 fn evaluate(manifest: &Path, threads_wanted: Option<usize>, quiet: bool) -> Result<Evaluation> {
-    let count = reel_eval::evaluate::read_entries(manifest)?.len();
-    let bar = progress_bar(count as u64, "scoring", quiet);
-    let evaluation = evaluate_manifest(manifest, threads(threads_wanted), &|| bar.inc(1))?;
+    let entries = read_entries(manifest)?;
+    let bar = progress_bar(entries.len() as u64, "scoring", quiet);
+    let evaluation = evaluate_entries(manifest, &entries, threads(threads_wanted), &|| bar.inc(1))?;
     bar.finish_and_clear();
     Ok(evaluation)
 }

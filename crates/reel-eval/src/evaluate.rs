@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use reel_data::SceneLabels;
+use rayon::prelude::*;
 use reel_media::Frame;
 use serde::{Deserialize, Serialize};
 
@@ -93,40 +94,36 @@ pub fn read_entries(manifest: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Scores every clip of `manifest` on `threads` threads, calling `progress` after each clip.
-/// Every clip is decoded before anything is returned; the first unreadable one is the error.
+/// Reads `manifest` and scores its clips (see [`evaluate_entries`]).
 pub fn evaluate_manifest(manifest: &Path, threads: usize, progress: &(dyn Fn() + Sync)) -> Result<Evaluation> {
-    let entries = read_entries(manifest)?;
+    evaluate_entries(manifest, &read_entries(manifest)?, threads, progress)
+}
+
+/// Scores the clips `entries` (read from `manifest`) on `threads` threads, calling `progress`
+/// after each clip. Every clip is decoded before anything is returned; an unreadable one is
+/// the error.
+pub fn evaluate_entries(manifest: &Path, entries: &[Entry], threads: usize, progress: &(dyn Fn() + Sync)) -> Result<Evaluation> {
     let root = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let root = std::fs::canonicalize(&root).map_err(io_err(&root))?;
-    let threads = threads.max(1);
-    let results: Vec<Result<Vec<(usize, ClipResult)>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|worker| {
-                let (entries, root) = (&entries, &root);
-                s.spawn(move || -> Result<Vec<(usize, ClipResult)>> {
-                    let mut mine = Vec::new();
-                    for i in (worker..entries.len()).step_by(threads) {
-                        let entry = &entries[i];
-                        let path = root.join(&entry.file);
-                        let (_, frames) = reel_media::read_video(&path).map_err(|source| EvalError::Clip { path: path.clone(), line: i + 1, source })?;
-                        let score = score_clip(&frames, &entry.labels);
-                        let temporal = temporal::measure(&frames);
-                        mine.push((i, ClipResult { file: entry.file.clone(), caption: entry.caption.clone(), labels: entry.labels.clone(), score, temporal }));
-                        progress();
-                    }
-                    Ok(mine)
-                })
+    let clips: Vec<ClipResult> = crate::with_threads(threads, || {
+        entries
+            .par_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let path = root.join(&entry.file);
+                let (_, frames) = reel_media::read_video(&path).map_err(|source| EvalError::Clip { path, line: i + 1, source })?;
+                let result = ClipResult {
+                    file: entry.file.clone(),
+                    caption: entry.caption.clone(),
+                    labels: entry.labels.clone(),
+                    score: score_clip(&frames, &entry.labels),
+                    temporal: temporal::measure(&frames),
+                };
+                progress();
+                Ok(result)
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("evaluation thread panicked")).collect()
-    });
-    let mut clips = Vec::with_capacity(entries.len());
-    for worker in results {
-        clips.extend(worker?);
-    }
-    clips.sort_by_key(|(i, _)| *i);
-    let clips: Vec<ClipResult> = clips.into_iter().map(|(_, c)| c).collect();
+            .collect::<Result<_>>()
+    })?;
     Ok(Evaluation {
         source: manifest.display().to_string(),
         root,

@@ -25,3 +25,11 @@ pub use error::{EvalError, Result};
 pub use evaluate::{evaluate_manifest, Evaluation};
 pub use report::write_report;
 pub use scorer::{analyze, Reading};
+
+/// Runs `f` on a rayon pool of `threads` threads (on the global pool if one cannot be built).
+pub(crate) fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use reel_data::{ShapesWorld, Style};
 use serde::{Deserialize, Serialize};
 
@@ -21,40 +22,30 @@ pub struct Condition {
 /// Scores clips `0..count` of `world` clean (`None`) and under each degradation, on `threads`
 /// threads. Returns one [`Condition`] per entry of `conditions`, in order.
 pub fn measure(world: &ShapesWorld, count: u64, conditions: &[(String, Option<Degradation>)], threads: usize) -> reel_media::Result<Vec<Condition>> {
-    let threads = threads.max(1);
-    // Per worker, per condition, per clip: (style, score).
-    type Scores = Vec<Vec<(Style, ClipScore)>>;
-    let results: Vec<reel_media::Result<Scores>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|worker| {
-                s.spawn(move || -> reel_media::Result<Scores> {
-                    let mut mine = vec![Vec::new(); conditions.len()];
-                    for index in (worker as u64..count).step_by(threads) {
-                        let clip = world.clip(index);
-                        for (k, (_, degradation)) in conditions.iter().enumerate() {
-                            let frames = match degradation {
-                                Some(d) => d.apply(&clip.frames)?,
-                                None => clip.frames.clone(),
-                            };
-                            mine[k].push((clip.labels.style, score_clip(&frames, &clip.labels)));
-                        }
-                    }
-                    Ok(mine)
-                })
+    // Per clip, per condition: (style, score).
+    let per_clip: Vec<Vec<(Style, ClipScore)>> = crate::with_threads(threads, || {
+        (0..count)
+            .into_par_iter()
+            .map(|index| {
+                let clip = world.clip(index);
+                conditions
+                    .iter()
+                    .map(|(_, degradation)| {
+                        let frames = match degradation {
+                            Some(d) => d.apply(&clip.frames)?,
+                            None => clip.frames.clone(),
+                        };
+                        Ok((clip.labels.style, score_clip(&frames, &clip.labels)))
+                    })
+                    .collect()
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("scorer thread panicked")).collect()
-    });
-    let mut per_condition: Vec<Vec<(Style, ClipScore)>> = vec![Vec::new(); conditions.len()];
-    for worker in results {
-        for (k, scores) in worker?.into_iter().enumerate() {
-            per_condition[k].extend(scores);
-        }
-    }
+            .collect::<reel_media::Result<_>>()
+    })?;
     Ok(conditions
         .iter()
-        .zip(per_condition)
-        .map(|((name, degradation), scores)| {
+        .enumerate()
+        .map(|(k, (name, degradation))| {
+            let scores: Vec<&(Style, ClipScore)> = per_clip.iter().map(|clip| &clip[k]).collect();
             let by_style = Style::ALL
                 .iter()
                 .map(|&style| (style.to_string(), summarize(scores.iter().filter(|(s, _)| *s == style).map(|(_, c)| c))))
