@@ -15,22 +15,43 @@ use candle_core::{Result, Tensor};
 const BLOCK_ELEMENTS: usize = 4 << 20;
 
 /// A convolution's weight prepared for [`conv3d`]: `[kt·kh·kw·in, out]`.
+///
+/// A frozen weight is laid out once. A trainable one (a `Var`'s tensor) is laid out again at
+/// every call, so that the forward pass sees the optimizer's updates and gradients reach the
+/// `Var` (a copy made once would keep the first values forever: the layer would not train).
 #[derive(Clone, Debug)]
 pub struct ConvWeight {
     matrix: Tensor,
+    trainable: Option<Tensor>,
     bias: Option<Tensor>,
     kernel: [usize; 3],
     in_channels: usize,
     out_channels: usize,
 }
 
+/// `[out, in, kt, kh, kw]` → `[kt·kh·kw·in, out]`.
+fn weight_matrix(weight: &Tensor) -> Result<Tensor> {
+    let (out, inp, kt, kh, kw) = weight.dims5()?;
+    weight.permute((2, 3, 4, 1, 0))?.reshape((kt * kh * kw * inp, out))?.contiguous()
+}
+
 impl ConvWeight {
     /// From a PyTorch-layout weight `[out, in, kt, kh, kw]` (or `[out, in, kh, kw]`) and bias.
     pub fn new(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let trainable = weight.is_variable().then(|| weight.clone());
         let weight = if weight.rank() == 4 { weight.unsqueeze(2)? } else { weight.clone() };
         let (out, inp, kt, kh, kw) = weight.dims5()?;
-        let matrix = weight.permute((2, 3, 4, 1, 0))?.reshape((kt * kh * kw * inp, out))?.contiguous()?;
-        Ok(Self { matrix, bias, kernel: [kt, kh, kw], in_channels: inp, out_channels: out })
+        let matrix = weight_matrix(&weight)?;
+        let trainable = trainable.map(|_| weight);
+        Ok(Self { matrix, trainable, bias, kernel: [kt, kh, kw], in_channels: inp, out_channels: out })
+    }
+
+    /// The weight matrix as the weight is now.
+    fn matrix(&self) -> Result<Tensor> {
+        match &self.trainable {
+            Some(weight) => weight_matrix(weight),
+            None => Ok(self.matrix.clone()),
+        }
     }
 
     pub fn out_channels(&self) -> usize {
@@ -201,7 +222,7 @@ fn conv3d_blocked(x: &Tensor, w: &ConvWeight, stride: [usize; 3], block_elements
     }
     let out = [(t - kt) / st + 1, (h - kh) / sh + 1, (wd - kw) / sw + 1];
     let g = Geometry { b, c, t, h, w: wd, kernel: w.kernel, stride, out, block_elements };
-    let y = x.to_dtype(candle_core::DType::F32)?.contiguous()?.apply_op2(&w.matrix.to_dtype(candle_core::DType::F32)?.contiguous()?, Conv3dOp(g))?;
+    let y = x.to_dtype(candle_core::DType::F32)?.contiguous()?.apply_op2(&w.matrix()?.to_dtype(candle_core::DType::F32)?.contiguous()?, Conv3dOp(g))?;
     match &w.bias {
         Some(bias) => y.broadcast_add(&bias.reshape((1, w.out_channels, 1, 1, 1))?),
         None => Ok(y),
