@@ -25,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make a video from text: a prompt, or a JSON request (docs/generate.md).
+    Generate(GenerateArgs),
     /// Inspect video files.
     #[command(subcommand)]
     Video(VideoCommand),
@@ -44,13 +46,94 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
+/// `reel generate "PROMPT" [-o out.mp4]` or `reel generate --request req.json` (`-` for stdin).
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to make, in plain text; durations ("3 seconds"), rates ("at 12 fps"), sizes
+    /// ("128x128", "square video"), styles, camera motions, moods and themes are read from it.
+    pub prompt: Option<String>,
+    /// A JSON request instead of a prompt (`-` reads stdin).
+    #[arg(long)]
+    pub request: Option<PathBuf>,
+    /// Output file; its extension picks the format (default: a name from the prompt, .mp4).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Model: shapes-v1 (bundled, the default) or a diffusers-layout folder.
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    /// flat, outline or pixel.
+    #[arg(long)]
+    pub style: Option<String>,
+    /// static, pan-left, pan-right, zoom-in or zoom-out.
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// neutral, cheerful or gloomy.
+    #[arg(long)]
+    pub mood: Option<String>,
+    /// black, gray, night or sand.
+    #[arg(long)]
+    pub theme: Option<String>,
+    #[arg(long)]
+    pub width: Option<u32>,
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Frame count (the model makes 1 + 4·k).
+    #[arg(long, conflicts_with = "duration")]
+    pub frames: Option<u32>,
+    /// Seconds (rounded to the nearest frame count the model makes).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    #[arg(long)]
+    pub fps: Option<f64>,
+    /// mp4, webm, avi, gif or png (a folder of frames).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The same seed gives the same video (on any thread count). Default 0.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Denoising steps.
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Classifier-free guidance scale (1 or less: none).
+    #[arg(long)]
+    pub guidance: Option<f64>,
+    /// euler or unipc.
+    #[arg(long)]
+    pub scheduler: Option<String>,
+    /// Print path, seed, timings and settings as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
-    /// Score captioned clips against their labels, from pixels only.
+    /// Score captioned clips against their labels, from pixels only; with --model, generate
+    /// the clips first.
     Adherence {
         /// A manifest.jsonl (`reel data synth`'s format: file, caption, labels per line).
+        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        manifest: Option<PathBuf>,
+        /// Generate one clip per prompt with this model (shapes-v1 or a folder) into --out, then score them.
+        #[arg(long, requires = "out")]
+        model: Option<String>,
+        /// With --model: prompts from this Shapes World split (world seed --seed).
+        #[arg(long, value_enum, default_value_t = SplitArg::Holdout, conflicts_with = "prompts")]
+        split: SplitArg,
+        /// With --model: prompts from a JSON-lines file with caption and labels per line
+        /// (`reel data samples` writes it; manifests work too).
         #[arg(long)]
-        manifest: PathBuf,
+        prompts: Option<PathBuf>,
+        /// With --model: how many clips.
+        #[arg(long, default_value_t = 64)]
+        samples: usize,
+        /// With --model: Shapes World seed of the prompts; clip i is generated with seed + i.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// With --model: denoising steps (default: the model's).
+        #[arg(long)]
+        steps: Option<u32>,
         /// Save the full results (every clip's checks and metrics) as DIR/evaluation.json.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -60,6 +143,13 @@ pub enum EvalCommand {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Also measure the Fréchet distance of the clips' features to this reference set
+        /// (a manifest.jsonl, an evaluation, or a folder of videos), e.g. real Shapes World clips.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// Feature network for --reference (default: the bundled Shapes World network; see `reel eval fvd`).
+        #[arg(long, requires = "reference")]
+        features: Option<PathBuf>,
     },
     /// Write report.html (self-contained), report.md, report.json and contact sheets.
     Report {
@@ -85,6 +175,30 @@ pub enum EvalCommand {
         #[arg(long, default_value_t = 64)]
         max_clips: usize,
     },
+    /// Fréchet distance between the video features of two clip sets (FVD-style).
+    Fvd {
+        /// Reference clips: a manifest.jsonl, an evaluation, or a folder of videos.
+        a: PathBuf,
+        /// Clips to compare with them (same kinds of input).
+        b: PathBuf,
+        /// Feature network: the bundled Shapes World network (default), a folder written by
+        /// `reel eval features train`, or I3D weights (.safetensors, the PyTorch port's names)
+        /// for FVD proper.
+        #[arg(long)]
+        features: Option<PathBuf>,
+        /// Which I3D output is the embedding: the class logits (the original FVD) or the pooled features.
+        #[arg(long, value_enum, default_value_t = I3dLayerArg::Logits)]
+        i3d_layer: I3dLayerArg,
+        /// Clips per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train the Shapes World feature network that `reel eval fvd` uses by default.
+    #[command(subcommand)]
+    Features(FeaturesCommand),
     /// Measure the scorer itself on Shapes World clips, clean and degraded.
     Robustness {
         /// Clips to score per condition.
@@ -96,6 +210,39 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// Train a network on Shapes World clips rendered on the fly and write it to --out
+    /// (config.json, model.safetensors, training.json).
+    Train {
+        /// Output folder (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1500)]
+        steps: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        /// Shapes World seed of the training clips (the held-out check uses seed + 1).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Held-out clips the finished network is checked on.
+        #[arg(long, default_value_t = 256)]
+        eval_clips: usize,
+        /// Damage half of the training clips a little (blur, noise): for a classifier of
+        /// generated clips, not for Fréchet distances (it would learn to ignore the damage).
+        #[arg(long)]
+        augment: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum I3dLayerArg {
+    Logits,
+    Pool,
 }
 
 /// `reel train CONFIG.toml [--out DIR] [--resume] [--max-steps N]` or `reel train export RUN DIR`.
@@ -129,6 +276,10 @@ pub enum TrainCommand {
         /// Export the raw weights instead of the EMA weights.
         #[arg(long)]
         raw: bool,
+        /// VAE runs: clips of the run's data to measure the latents' per-channel mean and std on
+        /// (written as latents_mean / latents_std; 0 leaves them empty).
+        #[arg(long, default_value_t = 64)]
+        latent_stats: usize,
     },
 }
 

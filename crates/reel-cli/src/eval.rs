@@ -4,17 +4,37 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use reel_data::ShapesWorld;
-use reel_eval::evaluate::{evaluate_entries, read_entries, EVALUATION};
+use reel_eval::evaluate::{evaluate_entries, read_entries, ReferenceDistance, EVALUATION};
+use reel_eval::features::train::TrainOptions;
+use reel_eval::features::{clip_distance, clip_files, read_clips, FeatureNet, I3dLayer};
 use reel_eval::robustness::{measure, Condition};
 use reel_eval::{write_report, Attribute, Degradation, Evaluation};
 use serde_json::json;
 
-use crate::cli::EvalCommand;
+use crate::cli::{EvalCommand, FeaturesCommand, I3dLayerArg};
 use crate::commands::{progress_bar, world_config};
 
 pub fn run(command: EvalCommand, quiet: bool) -> Result<()> {
     match command {
-        EvalCommand::Adherence { manifest, out, json, threads } => adherence(&manifest, out.as_deref(), json, threads, quiet),
+        EvalCommand::Adherence { manifest, model, split, prompts, samples, seed, steps, out, json, threads, reference, features } => {
+            let reference = reference.map(|r| (r, features));
+            let manifest = match (manifest, model) {
+                (Some(m), _) => m,
+                (None, Some(model)) => {
+                    let out = out.as_deref().expect("clap requires --out with --model");
+                    let prompts = match prompts {
+                        Some(file) => read_prompts(&file, samples)?,
+                        None => {
+                            let world = ShapesWorld::new(reel_data::WorldConfig { seed, split: split.into(), ..Default::default() })?;
+                            (0..samples as u64).map(|i| world.sample(i)).map(|s| Prompt { caption: s.caption, labels: s.labels }).collect()
+                        }
+                    };
+                    generate_set(&model, &prompts, seed, steps, out, quiet)?
+                }
+                (None, None) => unreachable!("clap requires --manifest or --model"),
+            };
+            adherence(&manifest, out.as_deref(), json, threads, reference, quiet)
+        }
         EvalCommand::Report { path, out, max_clips } => {
             let (evaluation, dir) = open(&path, quiet)?;
             let out = out.unwrap_or_else(|| dir.join("report"));
@@ -34,8 +54,112 @@ pub fn run(command: EvalCommand, quiet: bool) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&written)?);
             Ok(())
         }
+        EvalCommand::Fvd { a, b, features, i3d_layer, batch, json } => fvd(&a, &b, features.as_deref(), i3d_layer, batch, json, quiet),
+        EvalCommand::Features(FeaturesCommand::Train { out, steps, batch, lr, seed, eval_clips, augment }) => {
+            let options = TrainOptions { steps, batch, lr, seed, eval_clips, augment, ..Default::default() };
+            let bar = progress_bar(steps as u64, "training", quiet);
+            let report = reel_eval::features::train::train(&options, &out, &crate::INTERRUPTED, |_, loss| {
+                bar.set_message(format!("training (loss {loss:.3})"));
+                bar.inc(1);
+            })?;
+            bar.finish_and_clear();
+            let accuracy: serde_json::Map<String, serde_json::Value> = report.holdout_accuracy.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let first = report.loss.first().map(|p| p.1);
+            let last = report.loss.last().map(|p| p.1);
+            println!("{}", json!({"out": out, "first_loss": first, "last_loss": last, "holdout_accuracy": accuracy, "seconds": report.seconds}));
+            Ok(())
+        }
         EvalCommand::Robustness { count, world, json } => robustness(count, &world_config(&world), json),
     }
+}
+
+/// A prompt with the labels its clip should show.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Prompt {
+    caption: String,
+    labels: reel_data::SceneLabels,
+}
+
+/// The first `n` prompts of a JSON-lines file (bad lines named by number).
+fn read_prompts(path: &Path, n: usize) -> Result<Vec<Prompt>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read prompts '{}'", path.display()))?;
+    let prompts = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .take(n)
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}: expected a JSON object with caption and labels (as `reel data samples` prints)", path.display(), i + 1)))
+        .collect::<Result<Vec<Prompt>>>()?;
+    if prompts.is_empty() {
+        anyhow::bail!("'{}' holds no prompts", path.display());
+    }
+    Ok(prompts)
+}
+
+/// Generates one clip per prompt into `out/clips/` (clip i with seed `seed + i`) and writes
+/// `out/manifest.jsonl` for them; returns the manifest. Every request is checked before the
+/// first clip is made.
+fn generate_set(model: &str, prompts: &[Prompt], seed: u64, steps: Option<u32>, out: &Path, quiet: bool) -> Result<PathBuf> {
+    let dir = crate::generate::model_dir(model)?;
+    let (spec, _) = reel_pipelines::model::read_spec(&dir)?;
+    let requests = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let req = reel_pipelines::Request { prompt: p.caption.clone(), seed: Some(seed + i as u64), steps, ..Default::default() };
+            reel_pipelines::request::resolve(&req, &spec, Some(reel_media::VideoFormat::Mp4)).with_context(|| format!("prompt {}: '{}'", i + 1, p.caption))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let loaded = reel_pipelines::Model::load(&dir).with_context(|| format!("loading model '{}'", dir.display()))?;
+    let clips = out.join("clips");
+    std::fs::create_dir_all(&clips).with_context(|| format!("cannot create '{}'", clips.display()))?;
+    let bar = progress_bar(prompts.len() as u64, "generating", quiet);
+    let mut lines = String::new();
+    for (i, (p, r)) in prompts.iter().zip(requests).enumerate() {
+        let mut r = r;
+        loaded.fit_vocabulary(&mut r);
+        let r = &r;
+        let file = format!("clips/clip_{i:06}.mp4");
+        crate::generate::render(&loaded, r, &out.join(&file), &|_| {})?;
+        lines.push_str(&serde_json::to_string(&json!({"file": file, "caption": p.caption, "labels": p.labels, "prompt": r.prompt, "seed": r.seed, "model": model}))?);
+        lines.push('\n');
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let manifest = out.join("manifest.jsonl");
+    std::fs::write(&manifest, lines).with_context(|| format!("writing '{}'", manifest.display()))?;
+    Ok(manifest)
+}
+
+fn feature_net(path: Option<&Path>, layer: I3dLayer) -> Result<FeatureNet> {
+    Ok(match path {
+        Some(path) => FeatureNet::load(path, layer)?,
+        None => FeatureNet::bundled()?,
+    })
+}
+
+fn slices(clips: &[Vec<reel_media::Frame>]) -> Vec<&[reel_media::Frame]> {
+    clips.iter().map(Vec::as_slice).collect()
+}
+
+fn fvd(a: &Path, b: &Path, features: Option<&Path>, layer: I3dLayerArg, batch: usize, as_json: bool, quiet: bool) -> Result<()> {
+    let layer = match layer {
+        I3dLayerArg::Logits => I3dLayer::Logits,
+        I3dLayerArg::Pool => I3dLayer::Pool,
+    };
+    // Everything is checked and decoded before the first forward pass.
+    let net = feature_net(features, layer)?;
+    let (fa, fb) = (clip_files(a)?, clip_files(b)?);
+    let (ca, cb) = (read_clips(&fa)?, read_clips(&fb)?);
+    let bar = progress_bar((ca.len() + cb.len()) as u64, "features", quiet);
+    let distance = clip_distance(&net, &slices(&ca), &slices(&cb), batch, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    if as_json {
+        println!("{}", serde_json::to_string(&json!({"a": a, "b": b, "network": distance.network, "n": distance.n, "dim": distance.dim, "frechet": distance.frechet}))?);
+    } else {
+        println!("Fréchet distance {:.3} ({} features of {}; {} and {} clips)", distance.frechet, distance.dim, distance.network, distance.n[0], distance.n[1]);
+    }
+    Ok(())
 }
 
 fn threads(requested: Option<usize>) -> usize {
@@ -79,8 +203,25 @@ fn open(path: &Path, quiet: bool) -> Result<(Evaluation, PathBuf)> {
     Ok((evaluation, dir))
 }
 
-fn adherence(manifest: &Path, out: Option<&Path>, as_json: bool, threads_wanted: Option<usize>, quiet: bool) -> Result<()> {
-    let evaluation = evaluate(manifest, threads_wanted, quiet)?;
+fn adherence(manifest: &Path, out: Option<&Path>, as_json: bool, threads_wanted: Option<usize>, reference: Option<(PathBuf, Option<PathBuf>)>, quiet: bool) -> Result<()> {
+    // The network and the reference clips are checked before any scoring.
+    let reference = match reference {
+        Some((set, features)) => {
+            let net = feature_net(features.as_deref(), I3dLayer::Logits)?;
+            let clips = read_clips(&clip_files(&set)?)?;
+            Some((set, net, clips))
+        }
+        None => None,
+    };
+    let mut evaluation = evaluate(manifest, threads_wanted, quiet)?;
+    if let Some((set, net, reference_clips)) = reference {
+        let files: Vec<PathBuf> = evaluation.clips.iter().map(|c| evaluation.root.join(&c.file)).collect();
+        let clips = read_clips(&files)?;
+        let bar = progress_bar((reference_clips.len() + clips.len()) as u64, "features", quiet);
+        let distance = clip_distance(&net, &slices(&reference_clips), &slices(&clips), 16, |n| bar.set_position(n as u64))?;
+        bar.finish_and_clear();
+        evaluation.frechet = Some(ReferenceDistance { reference: set.display().to_string(), distance });
+    }
     let saved = match out {
         Some(dir) => Some(evaluation.save(dir).with_context(|| format!("saving the evaluation in '{}'", dir.display()))?),
         None => None,
@@ -93,6 +234,7 @@ fn adherence(manifest: &Path, out: Option<&Path>, as_json: bool, threads_wanted:
             "all_correct": a.all_correct,
             "confusion": a.confusion,
             "temporal": evaluation.temporal,
+            "frechet": evaluation.frechet,
             "evaluation": saved,
         });
         println!("{}", serde_json::to_string(&value)?);
@@ -107,6 +249,9 @@ fn adherence(manifest: &Path, out: Option<&Path>, as_json: bool, threads_wanted:
     println!("  {:<8} {:>6.1}%", "all", 100.0 * a.all_correct);
     let t = &evaluation.temporal;
     println!("  flicker {:.4} · motion smoothness {:.3} · subject consistency {:.3} · dynamic degree {:.2}", t.flicker, t.motion_smoothness, t.subject_consistency, t.dynamic_degree);
+    if let Some(f) = &evaluation.frechet {
+        println!("  Fréchet distance to {}: {:.3} ({} features of {})", f.reference, f.distance.frechet, f.distance.dim, f.distance.network);
+    }
     if let Some(path) = saved {
         println!("saved {}", path.display());
     }

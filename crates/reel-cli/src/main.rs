@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod commands;
 mod eval;
+mod generate;
 mod train;
 
 use std::io::IsTerminal;
@@ -36,6 +37,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             t.hint()
         } else if let Some(v) = e.downcast_ref::<reel_eval::EvalError>() {
             v.hint()
+        } else if e.downcast_ref::<reel_pipelines::RequestError>().is_some() {
+            Some("fix that field of the request (docs/generate.md lists every field and its range); nothing was computed or written".into())
         } else {
             None
         }

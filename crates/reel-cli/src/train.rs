@@ -48,8 +48,8 @@ impl Observer for Progress {
 }
 
 pub fn train(args: TrainArgs, quiet: bool) -> Result<()> {
-    if let Some(TrainCommand::Export { run, out, raw }) = args.command {
-        let ck = reel_train::export(&run, &out, raw)?;
+    if let Some(TrainCommand::Export { run, out, raw, latent_stats }) = args.command {
+        let ck = reel_train::export(&run, &out, raw, latent_stats)?;
         println!("{}", json!({ "model": out, "checkpoint": ck, "weights": if raw { "raw" } else { "ema" } }));
         return Ok(());
     }

@@ -103,3 +103,69 @@ fn robustness_table() {
     assert!(conditions.len() >= 10);
     assert_eq!(conditions[0]["summary"]["n"], 4);
 }
+
+fn synth_seeded(dir: &Path, count: &str, seed: &str) {
+    ok(&reel(&["data", "synth", "--out", dir.to_str().unwrap(), "--count", count, "--split", "train", "--seed", seed, "--format", "mp4"]));
+}
+
+#[test]
+fn fvd_with_the_bundled_network_and_a_reference_in_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    synth_seeded(&a, "12", "0");
+    synth_seeded(&b, "12", "1");
+    let fvd = |x: &Path, y: &Path| -> serde_json::Value {
+        serde_json::from_str(ok(&reel(&["eval", "fvd", x.to_str().unwrap(), y.to_str().unwrap(), "--json"])).trim()).unwrap()
+    };
+    let same = fvd(&a, &a.join("manifest.jsonl"));
+    assert_eq!(same["network"], "shapes-features-v1");
+    assert_eq!(same["n"], serde_json::json!([12, 12]));
+    assert!(same["frechet"].as_f64().unwrap().abs() < 1e-3, "identical sets: {same}");
+    let other = fvd(&a, &b);
+    assert!(other["frechet"].as_f64().unwrap() > 1e-2, "two draws of the world differ a little: {other}");
+
+    // A reference set puts the distance into the evaluation, its JSON and its report.
+    let eval_dir = tmp.path().join("eval");
+    let out = ok(&reel(&[
+        "eval", "adherence", "--manifest", b.join("manifest.jsonl").to_str().unwrap(),
+        "--reference", a.to_str().unwrap(), "--out", eval_dir.to_str().unwrap(), "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!((v["frechet"]["frechet"].as_f64().unwrap() - other["frechet"].as_f64().unwrap()).abs() < 1e-6, "{v}");
+    let report = tmp.path().join("report");
+    ok(&reel(&["eval", "report", eval_dir.to_str().unwrap(), "--out", report.to_str().unwrap()]));
+    assert!(std::fs::read_to_string(report.join("report.md")).unwrap().contains("Fréchet distance to"));
+
+    // Bad sets and networks are named, before any work.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = reel(&["eval", "fvd", a.to_str().unwrap(), empty.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no clips"));
+    let out = reel(&["eval", "fvd", a.to_str().unwrap(), b.to_str().unwrap(), "--features", tmp.path().join("nope.safetensors").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.safetensors"));
+    let out = reel(&["eval", "adherence", "--manifest", b.join("manifest.jsonl").to_str().unwrap(), "--reference", empty.to_str().unwrap(), "--out", tmp.path().join("e2").to_str().unwrap()]);
+    assert!(!out.status.success() && !tmp.path().join("e2").exists());
+}
+
+#[test]
+fn a_feature_network_trains_and_is_usable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let out = ok(&reel(&["eval", "features", "train", "--out", net.to_str().unwrap(), "--steps", "3", "--batch", "2", "--eval-clips", "4"]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["first_loss"].as_f64().unwrap().is_finite() && v["holdout_accuracy"]["color"].is_number(), "{v}");
+    for file in ["config.json", "model.safetensors", "training.json"] {
+        assert!(net.join(file).exists(), "{file}");
+    }
+    // An existing output is refused and left alone.
+    let out = reel(&["eval", "features", "train", "--out", net.to_str().unwrap(), "--steps", "1"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    // The folder is a feature network for `reel eval fvd`.
+    let a = tmp.path().join("a");
+    synth_seeded(&a, "3", "0");
+    let out = ok(&reel(&["eval", "fvd", a.to_str().unwrap(), a.to_str().unwrap(), "--features", net.to_str().unwrap(), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["network"], "net");
+    assert_eq!(v["dim"], 128);
+}

@@ -196,7 +196,12 @@ every = 30
     assert!(run.join("samples/step-00000030/recon-00.mp4").is_file());
     assert!(run.join("samples/step-00000030/psnr.json").is_file());
     let vae_model = dir.path().join("vae-model");
-    ok(&["train", "export", run.to_str().unwrap(), vae_model.to_str().unwrap()]);
+    ok(&["train", "export", run.to_str().unwrap(), vae_model.to_str().unwrap(), "--latent-stats", "8"]);
+    // The export measured its latents: one mean and one positive std per latent channel.
+    let vae_config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(vae_model.join("vae/config.json")).unwrap()).unwrap();
+    let (means, stds) = (vae_config["latents_mean"].as_array().unwrap(), vae_config["latents_std"].as_array().unwrap());
+    assert_eq!((means.len(), stds.len()), (vae_config["z_dim"].as_u64().unwrap() as usize, means.len()));
+    assert!(stds.iter().all(|s| s.as_f64().unwrap() > 0.0) && means.iter().any(|m| m.as_f64().unwrap() != 0.0), "{vae_config}");
 
     // Cache Shapes World clips with that VAE, then train a transformer from the cache.
     let cache = dir.path().join("cache");

@@ -86,7 +86,8 @@ impl Degradation {
 const NOISE_STREAM: u64 = 0x6e6f697365;
 
 /// A standard normal draw (Box–Muller).
-fn gaussian(rng: &mut Rng) -> f32 {
+/// A standard normal draw (Box–Muller).
+pub(crate) fn gaussian(rng: &mut Rng) -> f32 {
     let (u, v) = (rng.unit().max(1e-12), rng.unit());
     ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
 }

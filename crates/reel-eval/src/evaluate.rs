@@ -36,6 +36,18 @@ pub struct Evaluation {
     pub adherence: Summary,
     pub temporal: TemporalSummary,
     pub clips: Vec<ClipResult>,
+    /// Fréchet distance of these clips' features to a reference set's, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frechet: Option<ReferenceDistance>,
+}
+
+/// A Fréchet distance to a reference clip set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceDistance {
+    /// The reference set as given.
+    pub reference: String,
+    #[serde(flatten)]
+    pub distance: crate::features::Distance,
 }
 
 impl Evaluation {
@@ -130,5 +142,6 @@ pub fn evaluate_entries(manifest: &Path, entries: &[Entry], threads: usize, prog
         adherence: summarize(clips.iter().map(|c| &c.score)),
         temporal: temporal::summarize(clips.iter().map(|c| &c.temporal)),
         clips,
+        frechet: None,
     })
 }

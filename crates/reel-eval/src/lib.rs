@@ -5,13 +5,15 @@
 //! - [`degrade`] damages clips (blur, noise, colour shift, compression, rescaling) and
 //!   [`robustness`] measures the scorer on Shapes World's own clips, clean and damaged;
 //! - [`temporal`] measures flicker, motion smoothness, subject consistency and dynamic degree;
-//! - [`frechet`] is the Fréchet distance between feature statistics (FID/FVD's formula);
+//! - [`frechet`] is the Fréchet distance between feature statistics (FID/FVD's formula) and
+//!   [`features`] the networks that give the features (Reel's Shapes network, I3D);
 //! - [`evaluate`] runs all of it over a manifest and [`report`] writes HTML, Markdown and JSON.
 
 pub mod adherence;
 pub mod degrade;
 mod error;
 pub mod evaluate;
+pub mod features;
 pub mod frechet;
 pub mod image;
 pub mod report;

@@ -137,6 +137,12 @@ fn metric_rows(evaluations: &[(String, Evaluation)]) -> Vec<(String, Vec<f64>, b
     rows.push(("motion smoothness".into(), t(&|s| s.motion_smoothness), true));
     rows.push(("subject consistency".into(), t(&|s| s.subject_consistency), true));
     rows.push(("dynamic degree".into(), t(&|s| s.dynamic_degree), true));
+    // The Fréchet row only when every evaluation was measured against the same reference.
+    let distances: Vec<_> = evaluations.iter().filter_map(|(_, e)| e.frechet.as_ref()).collect();
+    if let Some(first) = distances.first().filter(|f| distances.len() == evaluations.len() && distances.iter().all(|d| d.reference == f.reference && d.distance.network == f.distance.network)) {
+        let label = format!("Fréchet distance to {} ({})", first.reference, first.distance.network);
+        rows.push((label, distances.iter().map(|d| d.distance.frechet).collect(), false));
+    }
     rows
 }
 
@@ -219,7 +225,7 @@ img.anim {{ width: 128px; image-rendering: pixelated; }} img.sheet {{ max-width:
     }
     h.push_str("</tr>");
     for (label, values, higher_better) in metric_rows(evaluations) {
-        let _ = write!(h, "<tr><td>{label}</td>");
+        let _ = write!(h, "<tr><td>{}</td>", escape(&label));
         for v in &values {
             let _ = write!(h, "<td class=\"num\">{v:.3}</td>");
         }

@@ -6,6 +6,11 @@
 //! The same text encoding ([`encode_prompts`]) is used by the trainer, so a
 //! model sees its prompts the same way in training and in generation.
 
+pub mod model;
+pub mod request;
+pub mod synonyms;
 mod t2v;
 
+pub use model::{settings, Model};
+pub use request::{Request, RequestError, Resolved};
 pub use t2v::{encode_prompts, frames_from_pixels, latent_noise, Components, Settings, LATENT_NOISE_STREAM};

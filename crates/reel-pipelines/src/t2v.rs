@@ -79,15 +79,29 @@ impl Components<'_> {
         Ok([1, vae.z_dim, (s.frames - 1) / rt + 1, s.height / rs, s.width / rs])
     }
 
+    /// The text conditioning of a request: `[1, L, d]`, or `[2, L, d]` (prompt, negative
+    /// prompt) when `settings` asks for classifier-free guidance.
+    pub fn encode_text(&self, prompt: &str, s: &Settings) -> Result<Tensor> {
+        let texts: Vec<&str> = if s.guidance > 1.0 { vec![prompt, &s.negative_prompt] } else { vec![prompt] };
+        encode_prompts(self.text_encoder, self.tokenizer, &texts, self.max_text_len, &Device::Cpu)
+    }
+
     /// Denoises from seeded noise; returns latents as the VAE expects them (denormalised).
     /// `on_step(i, total)` is called after every step.
-    pub fn denoise(&self, prompt: &str, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
+    pub fn denoise(&self, prompt: &str, s: &Settings, on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
+        let context = self.encode_text(prompt, s)?;
+        self.denoise_with(&context, s, on_step)
+    }
+
+    /// [`Self::denoise`] from a conditioning made by [`Self::encode_text`].
+    pub fn denoise_with(&self, context: &Tensor, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
         let device = Device::Cpu;
         let shape = self.latent_shape(s)?;
         let guided = s.guidance > 1.0;
-        let texts: Vec<&str> = if guided { vec![prompt, &s.negative_prompt] } else { vec![prompt] };
-        let context = encode_prompts(self.text_encoder, self.tokenizer, &texts, self.max_text_len, &device)?;
-        let batch = texts.len();
+        if context.dim(0)? != if guided { 2 } else { 1 } {
+            candle_core::bail!("the text conditioning has {} rows; guidance {} needs {}", context.dim(0)?, s.guidance, if guided { 2 } else { 1 });
+        }
+        let batch = context.dim(0)?;
         let mut scheduler = self.scheduler.clone().build().map_err(candle_core::Error::wrap)?;
         scheduler.set_timesteps(s.steps, None).map_err(candle_core::Error::wrap)?;
         let mut latents = latent_noise(s.seed, &shape, &device)?;
@@ -99,7 +113,7 @@ impl Components<'_> {
             let wan = WanInput {
                 hidden_states: &input,
                 timestep: &timestep,
-                encoder_hidden_states: &context,
+                encoder_hidden_states: context,
                 fps: self.transformer.config().fps_conditioning.then_some(&fps),
                 frame_offset: 0,
             };

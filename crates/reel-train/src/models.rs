@@ -375,10 +375,27 @@ impl Models {
             index["tokenizer"] = json!(["transformers", "PreTrainedTokenizerFast"]);
             let scheduler = scheduler_config(cfg);
             index["scheduler"] = json!(["diffusers", scheduler["_class_name"].clone()]);
+            index["reel"] = default_request(cfg);
             write_json(dir.join("scheduler/scheduler_config.json"), &scheduler)?;
         }
         write_json(dir.join("model_index.json"), &index)
     }
+}
+
+/// The request a model exported from this run makes by default (`model_index.json`'s
+/// `"reel"`, read by `reel generate`): its first bucket's size and frames, the lowest rate
+/// of its frame-rate set, and its validation sampling.
+fn default_request(cfg: &RunConfig) -> serde_json::Value {
+    let bucket = cfg.data.buckets.first();
+    let fps = cfg.data.fps.iter().copied().fold(f64::INFINITY, f64::min);
+    json!({
+        "width": bucket.map_or(64, |b| b.width),
+        "height": bucket.map_or(64, |b| b.height),
+        "frames": bucket.map_or(17, |b| b.frames),
+        "fps": if fps.is_finite() { fps } else { cfg.data.shapes_fps },
+        "steps": cfg.validation.steps,
+        "guidance": cfg.validation.guidance,
+    })
 }
 
 /// The sampler of a run: `model.scheduler`, or flow-matching Euler with shift 3.

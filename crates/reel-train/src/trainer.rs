@@ -555,8 +555,9 @@ fn keyframe_input(xt: &Tensor, x0: &Tensor, keyframes: &[i64]) -> Result<Tensor>
 }
 
 /// Loads a run's config and newest checkpoint and writes a diffusers-layout model directory
-/// (EMA weights when the run keeps an EMA, unless `raw`).
-pub fn export(run: &Path, out: &Path, raw: bool) -> Result<PathBuf> {
+/// (EMA weights when the run keeps an EMA, unless `raw`). A VAE run's export also gets its
+/// latent statistics, measured on `latent_clips` clips of its data (0: none).
+pub fn export(run: &Path, out: &Path, raw: bool, latent_clips: usize) -> Result<PathBuf> {
     let text = std::fs::read_to_string(run.join(CONFIG_RESOLVED))
         .map_err(|_| TrainError::RunDir { dir: run.to_path_buf(), reason: format!("no {CONFIG_RESOLVED}: not a run directory") })?;
     let cfg: RunConfig = serde_json::from_str(&text).map_err(|e| TrainError::RunDir { dir: run.to_path_buf(), reason: format!("{CONFIG_RESOLVED}: {e}") })?;
@@ -570,7 +571,54 @@ pub fn export(run: &Path, out: &Path, raw: bool) -> Result<PathBuf> {
         weights.extend(ck.group("ema"));
     }
     models.export(&cfg, &weights, out)?;
+    if cfg.task == Task::Vae && latent_clips > 0 {
+        let result = write_latent_stats(&cfg, out, latent_clips);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(out);
+        }
+        result?;
+    }
     Ok(path)
+}
+
+/// Random stream of the clips latent statistics are measured on (apart from training's).
+const STATS_STREAM: u64 = 0x57a7;
+
+/// Measures the per-channel mean and standard deviation of the exported VAE's posterior means
+/// over `clips` clips of the run's data (the last stage's first bucket) and writes them into
+/// `out/vae/config.json` as `latents_mean` / `latents_std`, which the transformer is trained
+/// and sampled with (Wan's VAE ships its own the same way).
+fn write_latent_stats(cfg: &RunConfig, out: &Path, clips: usize) -> Result<()> {
+    let vae = reel_models::load_wan_vae(&out.join("vae"), candle_core::DType::F32, &Device::Cpu)?;
+    let dataset = Dataset::open(&cfg.data)?;
+    let stages = cfg.stages();
+    let bucket = stages.last().and_then(|s| s.buckets.first()).copied().ok_or_else(|| TrainError::Data("the run has no bucket".into()))?;
+    let buckets = [bucket];
+    let seed = cfg.seed ^ STATS_STREAM;
+    let mut planner = crate::data::Planner::new(&dataset, &buckets, seed, 1, 0)?;
+    let z = vae.config().z_dim;
+    let (mut sum, mut sq, mut count) = (vec![0f64; z], vec![0f64; z], 0usize);
+    let mut seen = 0;
+    while seen < clips {
+        let batch = crate::data::load_batch(&dataset, &planner.next_plan(), &buckets, 0, &cfg.data, seed)?;
+        let Payload::Pixels(x) = &batch.payload else { return Err(TrainError::Data("latent statistics need pixels, not a latent cache".into())) };
+        let mean = vae.encode(x)?.mean.transpose(0, 1)?.flatten_from(1)?; // [z, B·T·h·w]
+        let values = mean.to_vec2::<f32>()?;
+        for (c, row) in values.iter().enumerate() {
+            sum[c] += row.iter().map(|&v| v as f64).sum::<f64>();
+            sq[c] += row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+        }
+        count += values[0].len();
+        seen += bucket.batch_size;
+    }
+    let mean: Vec<f64> = sum.iter().map(|s| s / count as f64).collect();
+    let std: Vec<f64> = sq.iter().zip(&mean).map(|(q, m)| (q / count as f64 - m * m).max(1e-12).sqrt()).collect();
+    let path = out.join("vae/config.json");
+    let text = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
+    let mut config: serde_json::Value = serde_json::from_str(&text).map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    config["latents_mean"] = serde_json::json!(mean);
+    config["latents_std"] = serde_json::json!(std);
+    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).map_err(TrainError::io(&path))
 }
 
 #[cfg(test)]

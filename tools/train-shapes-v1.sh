@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Trains the bundled model shapes-v1 from nothing, step by step; run it again after an
+# interruption and it goes on where it stopped (each training step resumes from its newest
+# checkpoint; finished steps are skipped). Hours on 2 CPU cores: see MODEL_CARD.md.
+#
+#   bash tools/train-shapes-v1.sh            # everything, ending in models/shapes-v1
+#
+# Steps: 1. the VAE (configs/shapes-v1/vae.toml) → runs/shapes-v1-vae
+#        2. its export with latent statistics   → runs/shapes-v1-vae-model
+#        3. a latent cache of train-split clips  → runs/shapes-v1-cache
+#        4. transformer + text encoder (configs/shapes-v1/transformer.toml) → runs/shapes-v1-transformer
+#        5. the export                           → models/shapes-v1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+reel=target/release/reel
+CACHE_CLIPS=${CACHE_CLIPS:-20000}
+
+train() { # config run-dir
+    if [ -d "$2/checkpoints" ] && [ -n "$(ls -A "$2/checkpoints")" ]; then
+        "$reel" train "$1" --out "$2" --resume
+    else
+        "$reel" train "$1" --out "$2"
+    fi
+}
+
+train configs/shapes-v1/vae.toml runs/shapes-v1-vae
+[ -f runs/shapes-v1-vae-model/model_index.json ] || "$reel" train export runs/shapes-v1-vae runs/shapes-v1-vae-model --latent-stats 256
+[ -f runs/shapes-v1-cache/index.json ] || "$reel" data cache --model runs/shapes-v1-vae-model --out runs/shapes-v1-cache \
+    --width 64 --height 64 --frames 17 --fps 8 --fps 16 --count "$CACHE_CLIPS"
+train configs/shapes-v1/transformer.toml runs/shapes-v1-transformer
+"$reel" train export runs/shapes-v1-transformer models/shapes-v1
+du -sh models/shapes-v1
