@@ -245,6 +245,15 @@ pub enum I3dLayerArg {
     Pool,
 }
 
+impl From<I3dLayerArg> for reel_eval::features::I3dLayer {
+    fn from(l: I3dLayerArg) -> Self {
+        match l {
+            I3dLayerArg::Logits => Self::Logits,
+            I3dLayerArg::Pool => Self::Pool,
+        }
+    }
+}
+
 /// `reel train CONFIG.toml [--out DIR] [--resume] [--max-steps N]` or `reel train export RUN DIR`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

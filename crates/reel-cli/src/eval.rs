@@ -115,12 +115,10 @@ fn generate_set(model: &str, prompts: &[Prompt], seed: u64, steps: Option<u32>, 
     std::fs::create_dir_all(&clips).with_context(|| format!("cannot create '{}'", clips.display()))?;
     let bar = progress_bar(prompts.len() as u64, "generating", quiet);
     let mut lines = String::new();
-    for (i, (p, r)) in prompts.iter().zip(requests).enumerate() {
-        let mut r = r;
+    for (i, (p, mut r)) in prompts.iter().zip(requests).enumerate() {
         loaded.fit_vocabulary(&mut r);
-        let r = &r;
         let file = format!("clips/clip_{i:06}.mp4");
-        crate::generate::render(&loaded, r, &out.join(&file), &|_| {})?;
+        crate::generate::render(&loaded, &r, &out.join(&file), &|_| {})?;
         lines.push_str(&serde_json::to_string(&json!({"file": file, "caption": p.caption, "labels": p.labels, "prompt": r.prompt, "seed": r.seed, "model": model}))?);
         lines.push('\n');
         bar.inc(1);
@@ -143,12 +141,8 @@ fn slices(clips: &[Vec<reel_media::Frame>]) -> Vec<&[reel_media::Frame]> {
 }
 
 fn fvd(a: &Path, b: &Path, features: Option<&Path>, layer: I3dLayerArg, batch: usize, as_json: bool, quiet: bool) -> Result<()> {
-    let layer = match layer {
-        I3dLayerArg::Logits => I3dLayer::Logits,
-        I3dLayerArg::Pool => I3dLayer::Pool,
-    };
     // Everything is checked and decoded before the first forward pass.
-    let net = feature_net(features, layer)?;
+    let net = feature_net(features, layer.into())?;
     let (fa, fb) = (clip_files(a)?, clip_files(b)?);
     let (ca, cb) = (read_clips(&fa)?, read_clips(&fb)?);
     let bar = progress_bar((ca.len() + cb.len()) as u64, "features", quiet);

@@ -109,13 +109,6 @@ fn slug(text: &str) -> String {
     }
 }
 
-fn rational(fps: f64) -> Rational {
-    if fps.fract() == 0.0 {
-        Rational::new(fps as u32, 1)
-    } else {
-        Rational::new((fps * 1000.0).round() as u32, 1000)
-    }
-}
 
 pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
     let started = Instant::now();
@@ -135,7 +128,7 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
     };
     // Every check before any weight is read.
     let mut resolved = resolve(&req, &spec, output_format)?;
-    let out = args.output.clone().unwrap_or_else(|| PathBuf::from(resolved.format.file_name(&slug(&read_content(&resolved)))));
+    let out = args.output.clone().unwrap_or_else(|| PathBuf::from(resolved.format.file_name(&slug(&resolved.content))));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
         bail!("the output's folder '{}' does not exist; create it first or choose another -o", parent.display());
     }
@@ -210,7 +203,8 @@ pub fn render(model: &Model, resolved: &Resolved, out: &Path, on_step: &dyn Fn(u
         bail!("interrupted before writing; nothing was written");
     }
     // Decode as a stream into the writer; the writer's share is timed apart.
-    let spec = VideoSpec::new(resolved.width, resolved.height, rational(resolved.fps))?;
+    let fps = Rational::approximate(resolved.fps).context("the frame rate has no fraction")?;
+    let spec = VideoSpec::new(resolved.width, resolved.height, fps)?;
     let mut writer = VideoWriter::create(out, Some(resolved.format), spec, &EncodeOptions::default())?;
     let clock = Instant::now();
     components.decode(&latents, |frame| {
@@ -227,11 +221,6 @@ pub fn render(model: &Model, resolved: &Resolved, out: &Path, on_step: &dyn Fn(u
     let path = writer.finish()?;
     t.encode += w.elapsed().as_secs_f64();
     Ok((path, t))
-}
-
-/// The content words of the prompt (for the default file name).
-fn read_content(r: &Resolved) -> String {
-    reel_pipelines::request::read_text(&r.prompt_given).content
 }
 
 fn settings_json(r: &Resolved) -> serde_json::Value {
@@ -261,7 +250,5 @@ mod tests {
         assert_eq!(slug("  "), "video");
         assert_eq!(sidecar_path(Path::new("out/clip.mp4")), Path::new("out/clip.json"));
         assert_eq!(sidecar_path(Path::new("frames")), Path::new("frames.json"));
-        assert_eq!(rational(8.0), Rational::new(8, 1));
-        assert_eq!(rational(12.5).as_f64(), 12.5);
     }
 }

@@ -106,6 +106,11 @@ pub fn read_entries(manifest: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// The folder a manifest's `file` paths are relative to.
+pub(crate) fn manifest_dir(manifest: &Path) -> PathBuf {
+    manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+}
+
 /// Reads `manifest` and scores its clips (see [`evaluate_entries`]).
 pub fn evaluate_manifest(manifest: &Path, threads: usize, progress: &(dyn Fn() + Sync)) -> Result<Evaluation> {
     evaluate_entries(manifest, &read_entries(manifest)?, threads, progress)
@@ -115,7 +120,7 @@ pub fn evaluate_manifest(manifest: &Path, threads: usize, progress: &(dyn Fn() +
 /// after each clip. Every clip is decoded before anything is returned; an unreadable one is
 /// the error.
 pub fn evaluate_entries(manifest: &Path, entries: &[Entry], threads: usize, progress: &(dyn Fn() + Sync)) -> Result<Evaluation> {
-    let root = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let root = manifest_dir(manifest);
     let root = std::fs::canonicalize(&root).map_err(io_err(&root))?;
     let clips: Vec<ClipResult> = crate::with_threads(threads, || {
         entries

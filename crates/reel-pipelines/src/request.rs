@@ -133,6 +133,8 @@ pub struct Resolved {
     pub prompt_given: String,
     /// The prompt the model sees.
     pub prompt: String,
+    /// What the prompt shows, without the settings it stated (the default file name's words).
+    pub content: String,
     pub negative_prompt: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub style: Option<Style>,
@@ -500,8 +502,8 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
     let frames = match (exact, duration) {
         (Some(f), _) => {
             if f == 0 || f > MAX_FRAMES || (f - 1) % fm != 0 {
-                let (lo, hi) = nearest_frames(f.max(1), fm);
-                let nearest = if f == 0 { format!("{}", 1) } else if hi > MAX_FRAMES { format!("{lo}") } else { format!("{lo} or {hi}") };
+                let (lo, hi) = nearest_frames(f.clamp(1, MAX_FRAMES), fm);
+                let nearest = if f < lo || hi > MAX_FRAMES { lo.to_string() } else { format!("{lo} or {hi}") };
                 return Err(RequestError::new("frames", format!("{f} frames cannot be made by this model; nearest: {nearest}"), accepted_frames));
             }
             f
@@ -561,6 +563,7 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
     Ok(Resolved {
         prompt_given: req.prompt.clone(),
         prompt,
+        content: stated.content,
         negative_prompt,
         style,
         camera,
@@ -676,6 +679,11 @@ mod tests {
         let e = err(Request { prompt: "x".into(), frames: Some(18), ..Default::default() });
         assert_eq!(e.field, "frames");
         assert!(e.message.contains("nearest: 17 or 21"), "{e}");
+        // Past the limit, the nearest is the largest count allowed; below one, one.
+        let e = err(Request { prompt: "x".into(), frames: Some(2000), ..Default::default() });
+        assert!(e.message.ends_with("nearest: 1025"), "{e}");
+        let e = err(Request { prompt: "x".into(), frames: Some(0), ..Default::default() });
+        assert!(e.message.ends_with("nearest: 1"), "{e}");
         let e = err(Request { prompt: "x".into(), width: Some(100), ..Default::default() });
         assert!(e.to_string().contains("nearest: 96 or 112") && e.accepted.contains("multiples of 16"), "{e}");
         let e = err(Request { prompt: "x".into(), style: Some("watercolour".into()), ..Default::default() });

@@ -164,7 +164,7 @@ const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "webm", "mkv", "avi", "
 /// folder), a folder with a `manifest.jsonl`, or any folder of video files (sorted by name).
 pub fn clip_files(path: &Path) -> Result<Vec<PathBuf>> {
     let manifest = |m: &Path| -> Result<Vec<PathBuf>> {
-        let root = m.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        let root = crate::evaluate::manifest_dir(m);
         Ok(crate::evaluate::read_entries(m)?.into_iter().map(|e| root.join(e.file)).collect())
     };
     let evaluation = |e: &Path| -> Result<Vec<PathBuf>> {

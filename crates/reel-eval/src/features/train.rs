@@ -24,7 +24,6 @@ use super::clips_tensor;
 use super::shapes_net::{head_accuracy, loss, targets, ShapesNet, ShapesNetConfig};
 use crate::degrade::{gaussian, Degradation};
 use crate::error::io_err;
-use crate::evaluate::write_atomic;
 use crate::{EvalError, Result};
 
 /// Random stream for the damage done to training clips.
@@ -196,9 +195,11 @@ fn save(vm: &VarMap, report: &TrainReport, out: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
     let written = (|| -> Result<()> {
-        write_atomic(&tmp.join("config.json"), serde_json::to_string_pretty(&report.options.config).expect("serialises").as_bytes())?;
+        // The folder is renamed whole at the end: its files need no atomic writes of their own.
+        let write = |name: &str, text: String| std::fs::write(tmp.join(name), text).map_err(io_err(&tmp));
+        write("config.json", serde_json::to_string_pretty(&report.options.config).expect("serialises"))?;
         vm.save(tmp.join("model.safetensors")).map_err(candle_err)?;
-        write_atomic(&tmp.join("training.json"), serde_json::to_string_pretty(report).expect("serialises").as_bytes())?;
+        write("training.json", serde_json::to_string_pretty(report).expect("serialises"))?;
         std::fs::rename(&tmp, out).map_err(io_err(out))
     })();
     if written.is_err() {
