@@ -239,6 +239,11 @@ pub struct TrainConfig {
     pub recon_loss: ReconLoss,
     #[serde(default = "default_kl")]
     pub kl_weight: f64,
+    /// VAE training: how much more a pixel far from its frame's background counts in the
+    /// reconstruction loss (1: all pixels alike). Small objects on flat backgrounds are a few
+    /// percent of the pixels; unweighted, a young VAE's best answer is the background alone.
+    #[serde(default = "one")]
+    pub foreground_weight: f64,
 }
 
 fn one_u() -> usize {
@@ -413,6 +418,9 @@ impl RunConfig {
             if !(0.0..1.0).contains(&d) {
                 return Err(format!("train.ema_decay {d}: must be in [0, 1)"));
             }
+        }
+        if !(self.train.foreground_weight >= 1.0 && self.train.foreground_weight.is_finite()) {
+            return Err(format!("train.foreground_weight {}: must be at least 1 (1 weighs all pixels alike)", self.train.foreground_weight));
         }
         for (name, p) in [("train.condition_dropout", self.train.condition_dropout), ("data.flip", self.data.flip)] {
             if !(0.0..=1.0).contains(&p) {

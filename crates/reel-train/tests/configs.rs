@@ -30,6 +30,6 @@ fn committed_configs_are_valid() {
     // The bundled model's VAE: 1000 image steps, then 2000 on 5-frame clips.
     let vae = RunConfig::from_file(&root.join("shapes-v1/vae.toml")).unwrap();
     let stages = vae.stages();
-    assert_eq!(stages.iter().map(|s| (s.name.as_str(), s.steps, s.buckets[0].frames)).collect::<Vec<_>>(), [("images", 1000, 1), ("clips", 2000, 5)]);
+    assert_eq!(stages.iter().map(|s| (s.name.as_str(), s.steps, s.buckets[0].frames)).collect::<Vec<_>>(), [("images", 1500, 1), ("clips", 1500, 5)]);
     assert_eq!(vae.total_steps(), 3000);
 }

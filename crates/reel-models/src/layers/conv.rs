@@ -57,6 +57,16 @@ impl ConvWeight {
     pub fn out_channels(&self) -> usize {
         self.out_channels
     }
+
+    /// The convolution by the kernel's last time tap alone (`kt` = 1): what a causal
+    /// convolution computes for a single frame whose past is zero padding, without
+    /// multiplying the padding. Gradients reach a trainable weight through it.
+    pub fn last_time_tap(&self) -> Result<Self> {
+        let [kt, kh, kw] = self.kernel;
+        let rows = kh * kw * self.in_channels;
+        let matrix = self.matrix()?.narrow(0, (kt - 1) * rows, rows)?.contiguous()?;
+        Ok(Self { matrix, trainable: None, bias: self.bias.clone(), kernel: [1, kh, kw], in_channels: self.in_channels, out_channels: self.out_channels })
+    }
 }
 
 /// Geometry of one convolution call.
@@ -316,6 +326,23 @@ mod tests {
             acc
         };
         assert!(max_diff(&want, &got.squeeze(2)?) < 1e-3);
+        Ok(())
+    }
+
+    #[test]
+    fn the_last_time_tap_equals_a_zero_padded_frame() -> Result<()> {
+        let d = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 1, 6, 6), &d)?;
+        let w = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 3, 3, 3), &d)?)?;
+        let bias = Tensor::randn(0f32, 1.0, 4, &d)?;
+        let probe = Tensor::randn(0f32, 1.0, (2, 4, 1, 4, 4), &d)?;
+        let cw = ConvWeight::new(w.as_tensor(), Some(bias))?;
+        let full = conv3d(&x.pad_with_zeros(2, 2, 0)?, &cw, [1, 1, 1])?;
+        let tap = conv3d(&x, &cw.last_time_tap()?, [1, 1, 1])?;
+        assert!(max_diff(&full, &tap) < 1e-5);
+        let g_full = (&full * &probe)?.sum_all()?.backward()?;
+        let g_tap = (&tap * &probe)?.sum_all()?.backward()?;
+        assert!(max_diff(g_full.get(&w).unwrap(), g_tap.get(&w).unwrap()) < 1e-4, "the weight's gradient");
         Ok(())
     }
 }

@@ -180,6 +180,12 @@ impl CausalConv3d {
     /// # Shapes
     /// `[B, C, T, H, W]` → `[B, out, T', H', W']`.
     fn forward(&self, x: &Tensor, cache: Option<&Tensor>) -> Result<Tensor> {
+        if cache.is_none() && x.dim(2)? == 1 && self.pad_t + 1 == self.kt && self.stride_t == 1 && self.kt > 1 {
+            // One frame after zero padding (an image, a video's first frame): only the last
+            // time tap sees data; skipping the others is exact and `kt` times cheaper.
+            let x = if self.pad_s > 0 { x.pad_with_zeros(3, self.pad_s, self.pad_s)?.pad_with_zeros(4, self.pad_s, self.pad_s)? } else { x.clone() };
+            return conv3d(&x, &self.weight.last_time_tap()?, [1, 1, 1]);
+        }
         let mut pad = self.pad_t;
         let mut x = x.clone();
         if let (Some(c), true) = (cache, self.pad_t > 0) {
