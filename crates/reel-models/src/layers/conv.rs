@@ -234,7 +234,7 @@ fn conv3d_blocked(x: &Tensor, w: &ConvWeight, stride: [usize; 3], block_elements
     let g = Geometry { b, c, t, h, w: wd, kernel: w.kernel, stride, out, block_elements };
     let y = x.to_dtype(candle_core::DType::F32)?.contiguous()?.apply_op2(&w.matrix()?.to_dtype(candle_core::DType::F32)?.contiguous()?, Conv3dOp(g))?;
     match &w.bias {
-        Some(bias) => y.broadcast_add(&bias.reshape((1, w.out_channels, 1, 1, 1))?),
+        Some(bias) => crate::layers::channel::add_channel_bias(&y, &bias.to_dtype(candle_core::DType::F32)?),
         None => Ok(y),
     }
 }

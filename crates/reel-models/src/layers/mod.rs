@@ -1,6 +1,7 @@
 //! Pieces shared by more than one model.
 
 pub mod attention;
+pub mod channel;
 pub mod conv;
 pub mod embeddings;
 pub mod fast_math;

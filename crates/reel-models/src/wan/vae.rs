@@ -241,13 +241,7 @@ impl ChannelRmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let x = x.to_dtype(DType::F32)?;
-        // max(‖x‖, 1e-12) as F.normalize, written as √(‖x‖² + 1e-24) so that its gradient
-        // stays finite where a pixel is zero in every channel (identical otherwise).
-        let norm = (x.sqr()?.sum_keepdim(1)? + 1e-24)?.sqrt()?;
-        let mut shape = vec![1; x.rank()];
-        shape[1] = self.gamma.dim(0)?;
-        let gamma = (self.gamma.reshape(shape)? * self.scale)?;
-        x.broadcast_div(&norm)?.broadcast_mul(&gamma)?.to_dtype(dtype)
+        crate::layers::channel::channel_rms_norm(&x, &self.gamma.to_dtype(DType::F32)?, self.scale)?.to_dtype(dtype)
     }
 }
 
