@@ -49,7 +49,17 @@ fn hint(err: &anyhow::Error) -> Option<String> {
 /// (removing partial outputs) instead of dying mid-write.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// How long candle's elementwise thread pool spins before parking (its default is 25 000
+/// spins). Between elementwise ops the model runs matmuls on another pool; a worker spinning
+/// meanwhile takes a core from them. On 2 cores a transformer training step used 26% less CPU
+/// time at 1 000 (BENCHMARKS.md); `CANDLE_BARRIER_POOL_SPIN_LIMIT` set by the user wins.
+const CANDLE_SPIN_LIMIT: &str = "1000";
+
 fn main() -> ExitCode {
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // Before any thread exists: candle reads it when its pool starts.
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
+    }
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = ctrlc::set_handler(|| {
