@@ -68,6 +68,20 @@ fn the_smoke_config_trains_and_a_resumed_run_repeats_it_bit_for_bit() {
     ok(&["train", cfg, "--out", split.to_str().unwrap(), "--resume"]);
     assert_eq!(losses(&split), losses(&whole), "the resumed run differs from the uninterrupted one");
 
+    // A finished run may be lengthened: more steps in its last stage and nothing else changed.
+    let text = std::fs::read_to_string(smoke()).unwrap();
+    let longer = write_config(dir.path(), "longer.toml", &text.replace("steps = 50", "steps = 53"));
+    let out = ok(&["train", longer.to_str().unwrap(), "--out", split.to_str().unwrap(), "--resume"]);
+    assert_eq!(out["step"], 53);
+    let grown = losses(&split);
+    assert_eq!((grown.len(), &grown[..50]), (53, &losses(&whole)[..]));
+    // Any other change is still refused, and nothing is written.
+    let other = write_config(dir.path(), "other.toml", &text.replace("steps = 50", "steps = 56").replace("seed = 0", "seed = 3"));
+    let refused = reel(&["train", other.to_str().unwrap(), "--out", split.to_str().unwrap(), "--resume"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("different config"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(losses(&split).len(), 53);
+
     // Export: a diffusers-layout model directory that `reel model info` reads.
     let model = dir.path().join("model");
     ok(&["train", "export", whole.to_str().unwrap(), model.to_str().unwrap()]);

@@ -95,6 +95,18 @@ fn data_position(stages: &[Stage], done: u64, accum: usize) -> (usize, u64) {
     (i, (done - (stages[i].first_step - 1)) * accum as u64)
 }
 
+/// Whether `new` is `saved` with more steps in its last stage (or more `train.steps` without
+/// stages) and nothing else changed: the one change a run accepts on `--resume`.
+pub fn only_lengthens(saved: &RunConfig, new: &RunConfig) -> bool {
+    let mut lengthened = saved.clone();
+    match (lengthened.stages.last_mut(), new.stages.last()) {
+        (Some(a), Some(b)) if b.steps >= a.steps => a.steps = b.steps,
+        (None, None) if new.train.steps >= saved.train.steps => lengthened.train.steps = new.train.steps,
+        _ => return false,
+    }
+    lengthened == *new
+}
+
 /// Per-pixel weights of the VAE's reconstruction loss, `[B, 1, T, H, W]`: 1 on the background,
 /// rising to `weight` on pixels far from it. A frame's background colour is its channels' mean
 /// (objects are a small share of the pixels); a pixel's distance from it (Euclidean over RGB,
@@ -144,7 +156,21 @@ pub fn train(config: &Path, opts: &Options, comm: &dyn Communicator, stop: &Atom
         let saved = std::fs::read_to_string(dir.join(CONFIG_RESOLVED))
             .map_err(|_| TrainError::RunDir { dir: dir.clone(), reason: "nothing to resume: no config.resolved.json (start it without --resume)".into() })?;
         if saved != resolved {
-            return Err(TrainError::RunDir { dir: dir.clone(), reason: format!("was started with a different config; resume with its own {CONFIG_COPY} or start a new run") });
+            let before = serde_json::from_str::<RunConfig>(&saved).ok();
+            match before.filter(|b| only_lengthens(b, &cfg)) {
+                Some(b) if lead => {
+                    obs.message(&format!("lengthening the run from {} to {} steps (the learning-rate schedule follows the new length)", b.total_steps(), cfg.total_steps()));
+                    std::fs::write(dir.join(CONFIG_COPY), &text).map_err(TrainError::io(&dir))?;
+                    std::fs::write(dir.join(CONFIG_RESOLVED), &resolved).map_err(TrainError::io(&dir))?;
+                }
+                Some(_) => {}
+                None => {
+                    return Err(TrainError::RunDir {
+                        dir: dir.clone(),
+                        reason: format!("was started with a different config; resume with its own {CONFIG_COPY} (only more steps in the last stage may change) or start a new run"),
+                    })
+                }
+            }
         }
     } else if latest.is_some() {
         return Err(TrainError::RunDir { dir: dir.clone(), reason: "already has checkpoints".into() });
@@ -705,5 +731,21 @@ mod tests {
         // Weight 1 is the plain loss.
         let ones: Vec<f32> = foreground_weights(&x, 1.0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert!(ones.iter().all(|&o| o == 1.0));
+    }
+
+    #[test]
+    fn a_run_may_only_grow_its_last_stage() {
+        let saved = RunConfig::from_toml(include_str!("../../../configs/shapes-v1/vae.toml"), Path::new("vae.toml")).unwrap();
+        let mut longer = saved.clone();
+        longer.stages.last_mut().unwrap().steps += 500;
+        assert!(only_lengthens(&saved, &longer));
+        assert!(only_lengthens(&saved, &saved));
+        assert!(!only_lengthens(&longer, &saved), "shorter is not longer");
+        let mut first = saved.clone();
+        first.stages[0].steps += 500;
+        assert!(!only_lengthens(&saved, &first), "an earlier stage moves every later step");
+        let mut other = longer.clone();
+        other.optimizer.lr *= 2.0;
+        assert!(!only_lengthens(&saved, &other), "more steps and another change");
     }
 }
