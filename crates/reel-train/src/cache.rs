@@ -174,22 +174,53 @@ impl LatentCache {
     }
 }
 
-/// Writes a cache shard by shard into a hidden folder, renamed into place by [`CacheWriter::finish`].
+/// Writes a cache shard by shard into a hidden folder beside `out` (`.NAME.reel-partial`),
+/// renamed into place by [`CacheWriter::finish`]. After every shard it records its progress
+/// there (`progress.json`), so an interrupted job, run again with the same options, goes on
+/// from its last shard instead of starting over; a job that fails before its first shard
+/// leaves nothing behind.
 pub struct CacheWriter {
     out: PathBuf,
     tmp: PathBuf,
     index: CacheIndex,
     shard_size: usize,
     pending: HashMap<String, Tensor>,
+    /// The job's fingerprint, recorded with the progress.
+    job: String,
+    /// Items consumed (encoded or skipped) when the last shard was written.
+    done: u64,
+    finished: bool,
 }
 
+/// `progress.json` of a partial cache.
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    job: String,
+    done: u64,
+    index: CacheIndex,
+}
+
+const PROGRESS: &str = "progress.json";
+
 impl CacheWriter {
-    pub fn create(out: &Path, bucket: &Bucket, vae_hash: String, text: Option<(String, usize)>, shard_size: usize) -> Result<Self> {
+    /// `job` identifies what is encoded (source, sizes, models, count): a partial cache is
+    /// continued only by the same job.
+    pub fn create(out: &Path, bucket: &Bucket, vae_hash: String, text: Option<(String, usize)>, shard_size: usize, job: &str) -> Result<Self> {
         if out.exists() {
             return Err(TrainError::Cache { path: out.to_path_buf(), reason: "already exists; choose a new --out or remove it".into() });
         }
-        let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "cache".into());
-        let tmp = out.with_file_name(format!(".{name}.reel-tmp-{}", std::process::id()));
+        let tmp = Self::partial_dir(out);
+        if let Ok(text) = std::fs::read_to_string(tmp.join(PROGRESS)) {
+            let progress: Progress = serde_json::from_str(&text).map_err(|e| TrainError::Cache { path: tmp.clone(), reason: format!("unreadable {PROGRESS} ({e}); remove the folder to start over") })?;
+            if progress.job != job {
+                return Err(TrainError::Cache {
+                    path: tmp.clone(),
+                    reason: "holds a partial cache made with other options or models; run the command that started it, or remove the folder to start over".into(),
+                });
+            }
+            let shards = progress.index.shards.len();
+            return Ok(Self { out: out.to_path_buf(), tmp, index: progress.index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: progress.done, finished: false }.checked(shards)?);
+        }
         std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
         let (text_encoder_hash, max_text_len) = text.map_or((None, None), |(h, l)| (Some(h), Some(l)));
         let index = CacheIndex {
@@ -204,11 +235,33 @@ impl CacheWriter {
             entries: Vec::new(),
             skipped: Vec::new(),
         };
-        Ok(Self { out: out.to_path_buf(), tmp, index, shard_size: shard_size.max(1), pending: HashMap::new() })
+        Ok(Self { out: out.to_path_buf(), tmp, index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: 0, finished: false })
     }
 
-    /// Adds one encoded example (`mean`/`logvar` `[z, T, h, w]`, `text` `[L, D]`).
-    pub fn add(&mut self, mean: &Tensor, logvar: &Tensor, text: Option<&Tensor>, caption: &str, fps: f32, source: &str) -> Result<()> {
+    /// The folder a cache for `out` is written in until it is complete.
+    pub fn partial_dir(out: &Path) -> PathBuf {
+        let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "cache".into());
+        out.with_file_name(format!(".{name}.reel-partial"))
+    }
+
+    /// A continued cache's recorded shards must all be there.
+    fn checked(self, shards: usize) -> Result<Self> {
+        for name in &self.index.shards[..shards] {
+            if !self.tmp.join(name).is_file() {
+                return Err(TrainError::Cache { path: self.tmp.clone(), reason: format!("{name} is missing; remove the folder to start over") });
+            }
+        }
+        Ok(self)
+    }
+
+    /// Items already consumed by an earlier run of the same job (0 for a new cache).
+    pub fn resumed_at(&self) -> u64 {
+        self.done
+    }
+
+    /// Adds one encoded example (`mean`/`logvar` `[z, T, h, w]`, `text` `[L, D]`); `done` is
+    /// the number of items consumed with it.
+    pub fn add(&mut self, mean: &Tensor, logvar: &Tensor, text: Option<&Tensor>, caption: &str, fps: f32, source: &str, done: u64) -> Result<()> {
         let i = self.index.entries.len();
         self.pending.insert(format!("mean.{i}"), mean.contiguous()?);
         self.pending.insert(format!("logvar.{i}"), logvar.contiguous()?);
@@ -217,7 +270,7 @@ impl CacheWriter {
         }
         self.index.entries.push(CacheEntry { shard: self.index.shards.len(), caption: caption.into(), fps, source: source.into() });
         if self.index.entries.len() % self.shard_size == 0 {
-            self.flush()?;
+            self.flush(done)?;
         }
         Ok(())
     }
@@ -226,7 +279,7 @@ impl CacheWriter {
         self.index.skipped.push(skipped);
     }
 
-    fn flush(&mut self) -> Result<()> {
+    fn flush(&mut self, done: u64) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -234,23 +287,32 @@ impl CacheWriter {
         let path = self.tmp.join(&name);
         candle_core::safetensors::save(&std::mem::take(&mut self.pending), &path).map_err(|e| TrainError::Cache { path, reason: e.to_string() })?;
         self.index.shards.push(name);
+        self.done = done;
+        // The progress names only shards on disk: written beside, then renamed over the old one.
+        let progress = serde_json::to_string(&Progress { job: self.job.clone(), done, index: self.index.clone() }).expect("progress serialises");
+        let (staged, path) = (self.tmp.join(".progress.json"), self.tmp.join(PROGRESS));
+        std::fs::write(&staged, progress).map_err(TrainError::io(&staged))?;
+        std::fs::rename(&staged, &path).map_err(TrainError::io(&path))?;
         Ok(())
     }
 
     /// Writes the index and moves the cache into place.
-    pub fn finish(mut self) -> Result<CacheIndex> {
-        self.flush()?;
+    pub fn finish(mut self, done: u64) -> Result<CacheIndex> {
+        self.flush(done)?;
+        let _ = std::fs::remove_file(self.tmp.join(PROGRESS));
         let path = self.tmp.join(INDEX);
         std::fs::write(&path, serde_json::to_string_pretty(&self.index).expect("index serialises")).map_err(TrainError::io(&path))?;
         std::fs::rename(&self.tmp, &self.out).map_err(TrainError::io(&self.out))?;
+        self.finished = true;
         Ok(std::mem::take(&mut self.index))
     }
 }
 
 impl Drop for CacheWriter {
-    /// An unfinished cache leaves nothing behind.
+    /// An unfinished cache keeps its written shards for the next run of the same job; one
+    /// without any leaves nothing behind.
     fn drop(&mut self) {
-        if self.tmp.exists() {
+        if !self.finished && self.tmp.exists() && !self.tmp.join(PROGRESS).exists() {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
     }
@@ -300,15 +362,25 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
     if items.is_empty() {
         return Err(TrainError::Data(format!("no item fits {}x{}x{}", job.bucket.width, job.bucket.height, job.bucket.frames)));
     }
-    let mut writer = CacheWriter::create(out, &job.bucket, vae_hash, text.as_ref().map(|t| (t.2.clone(), job.max_text_len)), job.shard_size)?;
-    for s in dataset.skipped() {
-        writer.skip(s.clone());
+    let fingerprint = serde_json::json!({
+        "data": data, "bucket": [job.bucket.width, job.bucket.height, job.bucket.frames], "vae": vae_hash,
+        "text": text.as_ref().map(|t| (&t.2, job.max_text_len)), "shard_size": job.shard_size, "items": items.len(), "first": items.first(), "last": items.last(),
+    })
+    .to_string();
+    let mut writer = CacheWriter::create(out, &job.bucket, vae_hash, text.as_ref().map(|t| (t.2.clone(), job.max_text_len)), job.shard_size, &fingerprint)?;
+    let start = writer.resumed_at();
+    if start == 0 {
+        for s in dataset.skipped() {
+            writer.skip(s.clone());
+        }
     }
     let total = items.len() as u64;
-    for (n, &item) in items.iter().enumerate() {
+    progress(start, total);
+    for (n, &item) in items.iter().enumerate().skip(start as usize) {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(TrainError::Interrupted { step: n as u64 });
+            return Err(TrainError::CacheInterrupted { done: writer.resumed_at(), total, partial: CacheWriter::partial_dir(out) });
         }
+        let done = n as u64 + 1;
         match dataset.load(item, &job.bucket, item, &data, 0) {
             Ok(ex) => {
                 let crate::data::ExamplePayload::Pixels(p) = ex.payload else { unreachable!("folders give pixels") };
@@ -319,11 +391,11 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
                     Some((enc, tok, _)) => Some(reel_pipelines::encode_prompts(enc.as_ref(), tok, &[ex.caption.as_str()], job.max_text_len, &dev)?.squeeze(0)?),
                     None => None,
                 };
-                writer.add(&post.mean.squeeze(0)?, &post.logvar.squeeze(0)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item))?;
+                writer.add(&post.mean.squeeze(0)?, &post.logvar.squeeze(0)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item), done)?;
             }
             Err(reason) => writer.skip(crate::data::Skipped { path: dataset.describe(item), reason }),
         }
-        progress(n as u64 + 1, total);
+        progress(done, total);
     }
-    writer.finish()
+    writer.finish(total)
 }

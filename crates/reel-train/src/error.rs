@@ -18,6 +18,8 @@ pub enum TrainError {
     NonFinite { step: u64, loss: f64 },
     #[error("interrupted at step {step}; checkpoint written")]
     Interrupted { step: u64 },
+    #[error("interrupted after {done} of {total} items; the encoded shards are kept in '{partial}': run the same command again to continue")]
+    CacheInterrupted { done: u64, total: u64, partial: PathBuf },
     #[error("data parallel: {0}")]
     Distributed(String),
     #[error(transparent)]

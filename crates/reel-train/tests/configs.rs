@@ -27,9 +27,9 @@ fn committed_configs_are_valid() {
             panic!("{}: {e}", path.display());
         }
     }
-    // The bundled model's VAE: 1000 image steps, then 2000 on 5-frame clips.
+    // The bundled model's VAE: 1500 image steps, then 3000 on 5-frame clips.
     let vae = RunConfig::from_file(&root.join("shapes-v1/vae.toml")).unwrap();
     let stages = vae.stages();
-    assert_eq!(stages.iter().map(|s| (s.name.as_str(), s.steps, s.buckets[0].frames)).collect::<Vec<_>>(), [("images", 1500, 1), ("clips", 1500, 5)]);
-    assert_eq!(vae.total_steps(), 3000);
+    assert_eq!(stages.iter().map(|s| (s.name.as_str(), s.steps, s.buckets[0].frames)).collect::<Vec<_>>(), [("images", 1500, 1), ("clips", 3000, 5)]);
+    assert_eq!(vae.total_steps(), 4500);
 }
