@@ -2,7 +2,8 @@
 //! `PixArtAlphaTextProjection`), with diffusers' weight names.
 
 use candle_core::{DType, Result, Tensor};
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use crate::layers::rows::{linear, Linear};
+use candle_nn::{Module, VarBuilder};
 
 /// Sinusoidal embedding of `[B]` timesteps into `[B, dim]`, `[cos | sin]`
 /// (diffusers `get_timestep_embedding` with `flip_sin_to_cos=True`, shift 0).

@@ -7,3 +7,4 @@ pub mod embeddings;
 pub mod fast_math;
 pub mod norm;
 pub mod rope;
+pub mod rows;

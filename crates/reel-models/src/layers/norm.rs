@@ -69,10 +69,10 @@ pub fn layer_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, ep
     let dtype = x.dtype();
     let mut y = normalize(x, true, eps)?;
     if let Some(w) = weight {
-        y = y.broadcast_mul(&w.to_dtype(DType::F32)?)?;
+        y = crate::layers::rows::mul_weight(&y, &w.to_dtype(DType::F32)?)?;
     }
     if let Some(b) = bias {
-        y = y.broadcast_add(&b.to_dtype(DType::F32)?)?;
+        y = crate::layers::rows::add_bias(&y, &b.to_dtype(DType::F32)?)?;
     }
     y.to_dtype(dtype)
 }
@@ -80,7 +80,7 @@ pub fn layer_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, ep
 /// RMS norm over the last dimension with a learned scale.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let dtype = x.dtype();
-    normalize(x, false, eps)?.broadcast_mul(&weight.to_dtype(DType::F32)?)?.to_dtype(dtype)
+    crate::layers::rows::mul_weight(&normalize(x, false, eps)?, &weight.to_dtype(DType::F32)?)?.to_dtype(dtype)
 }
 
 #[cfg(test)]

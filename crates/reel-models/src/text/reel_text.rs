@@ -4,7 +4,8 @@
 //! `tokenizer.json` (see [`super::tokenizer::TextTokenizer::word_level`]).
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+use crate::layers::rows::{linear, Linear};
+use candle_nn::{embedding, Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::attention::attention;

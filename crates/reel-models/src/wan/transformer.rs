@@ -6,7 +6,7 @@
 //! Run one: `reel model run DIR --component transformer --inputs in.safetensors --output out.safetensors`.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::layers::attention::attention;
@@ -14,6 +14,7 @@ use crate::layers::fast_math::gelu_tanh;
 use crate::layers::embeddings::{timestep_sinusoids, TextProjection, TimestepEmbedding};
 use crate::layers::norm::{layer_norm, rms_norm};
 use crate::layers::rope::{apply_rope, wan_rope_tables, GridPositions};
+use crate::layers::rows::{gated_add, linear, Linear};
 
 /// Config keys as in diffusers' `transformer/config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -218,7 +219,7 @@ fn table_init(dim: usize) -> candle_nn::Init {
 
 /// `x·(1 + scale) + shift` after a parameter-free layer norm (in f32).
 fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor, eps: f64) -> Result<Tensor> {
-    layer_norm(x, None, None, eps)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)
+    crate::layers::rows::modulate(&layer_norm(x, None, None, eps)?, shift, scale)
 }
 
 /// One Wan block.
@@ -265,7 +266,7 @@ impl WanTransformerBlock {
         let (c_shift, c_scale, c_gate) = (part(3)?, part(4)?, part(5)?);
         // 2. Modulated self-attention, gated residual.
         let attn = self.attn1.forward_self(&modulate(x, &shift, &scale, self.eps)?, rope, extras)?;
-        let x = (x + attn.broadcast_mul(&gate)?)?;
+        let x = gated_add(x, &attn, &gate)?;
         // 3. Cross-attention to the text, plain residual.
         let normed = match &self.norm2 {
             Some((w, b)) => layer_norm(&x, Some(w), Some(b), self.eps)?,
@@ -274,7 +275,7 @@ impl WanTransformerBlock {
         let x = (&x + self.attn2.forward_cross(&normed, context)?)?;
         // 4. Modulated feed-forward, gated residual.
         let ff = self.ffn.forward(&modulate(&x, &c_shift, &c_scale, self.eps)?)?;
-        x + ff.broadcast_mul(&c_gate)?
+        gated_add(&x, &ff, &c_gate)
     }
 }
 
