@@ -8,6 +8,7 @@
 //! memory stays small), and multiplied by the `[kt·kh·kw·C, out]` weight matrix.
 
 use candle_core::{Result, Tensor};
+use rayon::prelude::*;
 
 /// im2col elements per block (16 MiB). Staying under glibc's 32 MiB dynamic mmap
 /// threshold lets repeated blocks reuse heap pages instead of faulting in fresh
@@ -131,14 +132,42 @@ impl Geometry {
     }
 }
 
-/// A tensor over a custom op's contiguous f32 input.
-fn tensor_of(storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> Result<Tensor> {
-    let data = crate::layers::fast_math::contiguous_f32(storage, layout, "conv3d")?;
-    Tensor::from_slice(data, layout.shape(), &candle_core::Device::Cpu)
+/// `[B, C, S]` (channels first, `S` positions) → `[B, S, C]`, in one pass.
+fn to_channels_last(src: &[f32], b: usize, c: usize, s: usize) -> Vec<f32> {
+    let mut out = vec![0f32; src.len()];
+    if s == 0 || c == 0 {
+        return out;
+    }
+    out.par_chunks_mut(s * c).zip(src.par_chunks(s * c)).take(b).for_each(|(dst, src)| {
+        // Tiles of positions keep both sides in cache.
+        for p0 in (0..s).step_by(64) {
+            let p1 = (p0 + 64).min(s);
+            for ch in 0..c {
+                let row = &src[ch * s..ch * s + s];
+                for p in p0..p1 {
+                    dst[p * c + ch] = row[p];
+                }
+            }
+        }
+    });
+    out
 }
 
-fn channels_last(x: &Tensor) -> Result<Vec<f32>> {
-    x.permute((0, 2, 3, 4, 1))?.contiguous()?.flatten_all()?.to_vec1::<f32>()
+/// Writes `rows` channels-last rows (`[rows, C]`, starting at position `start` of a
+/// `[B, S, C]` layout) into a channels-first `[B, C, S]` buffer.
+fn scatter_channels_first(dst: &mut [f32], rows: &[f32], start: usize, c: usize, s: usize) {
+    for (i, row) in rows.chunks_exact(c).enumerate() {
+        let pos = start + i;
+        let (bb, p) = (pos / s, pos % s);
+        let base = bb * c * s + p;
+        for (ch, &v) in row.iter().enumerate() {
+            dst[base + ch * s] = v;
+        }
+    }
+}
+
+fn f32_data(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
 }
 
 /// The convolution as a custom op over (input, weight matrix), so that it has a backward pass.
@@ -152,34 +181,35 @@ impl candle_core::CustomOp2 for Conv3dOp {
     fn cpu_fwd(&self, xs: &candle_core::CpuStorage, xl: &candle_core::Layout, ws: &candle_core::CpuStorage, wl: &candle_core::Layout) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let g = self.0;
         let device = candle_core::Device::Cpu;
-        let x = tensor_of(xs, xl)?;
-        let wmat = tensor_of(ws, wl)?;
-        let data = channels_last(&x)?;
+        let x = crate::layers::fast_math::contiguous_f32(xs, xl, "conv3d")?;
+        let wmat = Tensor::from_slice(crate::layers::fast_math::contiguous_f32(ws, wl, "conv3d")?, wl.shape(), &device)?;
+        let data = to_channels_last(x, g.b, g.c, g.t * g.h * g.w);
         let (rows, k) = (g.rows(), g.k());
+        let out_c = wmat.dim(1)?;
+        let [to, ho, wo] = g.out;
+        let positions = to * ho * wo;
+        let mut y = vec![0f32; rows * out_c];
         let block = g.block_rows();
-        let mut outputs = Vec::with_capacity(rows.div_ceil(block));
         let mut cols: Vec<f32> = Vec::with_capacity(block.min(rows) * k);
         for start in (0..rows).step_by(block) {
             let end = (start + block).min(rows);
             g.im2col(&data, start, end, &mut cols);
-            outputs.push(Tensor::from_slice(&cols, (end - start, k), &device)?.matmul(&wmat)?);
+            let block_out = Tensor::from_vec(std::mem::take(&mut cols), (end - start, k), &device)?.matmul(&wmat)?;
+            scatter_channels_first(&mut y, &f32_data(&block_out)?, start, out_c, positions);
+            cols = Vec::with_capacity(block.min(rows) * k);
         }
-        let out_c = wmat.dim(1)?;
-        let [to, ho, wo] = g.out;
-        let y = Tensor::cat(&outputs, 0)?.reshape((g.b, to, ho, wo, out_c))?.permute((0, 4, 1, 2, 3))?.contiguous()?;
-        let shape = y.shape().clone();
-        let data: Vec<f32> = y.flatten_all()?.to_vec1()?;
-        Ok((candle_core::CpuStorage::F32(data), shape))
+        Ok((candle_core::CpuStorage::F32(y), candle_core::Shape::from((g.b, out_c, to, ho, wo))))
     }
 
     /// `dW = colsᵀ·dY` (blockwise) and `dX = col2im(dY·Wᵀ)`.
     fn bwd(&self, x: &Tensor, wmat: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = self.0;
         let device = x.device();
-        let data = channels_last(&x.detach())?;
+        let data = to_channels_last(&f32_data(x)?, g.b, g.c, g.t * g.h * g.w);
         let out_c = wmat.dim(1)?;
         let (rows, k) = (g.rows(), g.k());
-        let dy = grad.detach().permute((0, 2, 3, 4, 1))?.contiguous()?.reshape((rows, out_c))?;
+        let [to, ho, wo] = g.out;
+        let dy = Tensor::from_vec(to_channels_last(&f32_data(grad)?, g.b, out_c, to * ho * wo), (rows, out_c), device)?;
         let wt = wmat.detach().t()?.contiguous()?;
         let [kt, kh, kw] = g.kernel;
         let c = g.c;
@@ -191,9 +221,11 @@ impl candle_core::CustomOp2 for Conv3dOp {
             let end = (start + block).min(rows);
             let dy_block = dy.narrow(0, start, end - start)?;
             g.im2col(&data, start, end, &mut cols);
-            let cols_t = Tensor::from_slice(&cols, (end - start, k), device)?;
+            let cols_t = Tensor::from_vec(std::mem::take(&mut cols), (end - start, k), device)?;
             dw = (dw + cols_t.t()?.matmul(&dy_block)?)?;
-            let dcols: Vec<f32> = dy_block.matmul(&wt)?.flatten_all()?.to_vec1()?;
+            drop(cols_t);
+            cols = Vec::with_capacity(block.min(rows) * k);
+            let dcols = f32_data(&dy_block.matmul(&wt)?)?;
             for (i, row) in (start..end).enumerate() {
                 let src = &dcols[i * k..(i + 1) * k];
                 let mut at = 0;
@@ -209,7 +241,10 @@ impl candle_core::CustomOp2 for Conv3dOp {
                 }
             }
         }
-        let dx = Tensor::from_vec(dx, (g.b, g.t, g.h, g.w, c), device)?.permute((0, 4, 1, 2, 3))?.contiguous()?;
+        // Channels-last [B, T, H, W, C] back to [B, C, T, H, W].
+        let mut dx_first = vec![0f32; dx.len()];
+        scatter_channels_first(&mut dx_first, &dx, 0, c, g.t * g.h * g.w);
+        let dx = Tensor::from_vec(dx_first, (g.b, c, g.t, g.h, g.w), device)?;
         Ok((Some(dx), Some(dw)))
     }
 }
