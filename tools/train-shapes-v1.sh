@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 reel=target/release/reel
-CACHE_CLIPS=${CACHE_CLIPS:-20000}
+CACHE_CLIPS=${CACHE_CLIPS:-16000}
 
 train() { # config run-dir
     if [ -d "$2/checkpoints" ] && [ -n "$(ls -A "$2/checkpoints")" ]; then
