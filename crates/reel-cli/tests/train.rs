@@ -90,6 +90,9 @@ fn the_smoke_config_trains_and_a_resumed_run_repeats_it_bit_for_bit() {
     }
     let info = ok(&["model", "info", model.to_str().unwrap(), "--json"]);
     assert!(info.to_string().contains("WanTransformer3DModel"), "{info}");
+    // The default request under "reel" in model_index.json is a setting, not a component.
+    let names: Vec<&str> = info["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["scheduler", "text_encoder", "tokenizer", "transformer", "vae"]);
 
     // Training continues from the export (model.from): it starts where the first run ended.
     let text = std::fs::read_to_string(smoke()).unwrap();

@@ -100,7 +100,9 @@ pub fn inspect(dir: &Path) -> Result<ModelInfo> {
             .map_err(|e| ModelError::InvalidFile { what: "model index", path: index_path.clone(), reason: e.to_string() })?;
         pipeline = index["_class_name"].as_str().map(String::from);
         if let Some(obj) = index.as_object() {
-            names = obj.keys().filter(|k| !k.starts_with('_')).cloned().collect();
+            // Components are `name: [library, class]`; other keys (`_class_name`, Reel's
+            // default request under `reel`) are settings.
+            names = obj.iter().filter(|(k, v)| !k.starts_with('_') && v.is_array()).map(|(k, _)| k.clone()).collect();
         }
     } else {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
