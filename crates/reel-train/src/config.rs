@@ -244,6 +244,10 @@ pub struct TrainConfig {
     /// percent of the pixels; unweighted, a young VAE's best answer is the background alone.
     #[serde(default = "one")]
     pub foreground_weight: f64,
+    /// VAE training: weight of an L1 loss on the reconstruction error's horizontal and vertical
+    /// finite differences (`|∂(x̂ − x)|`): pixel losses forgive blurred edges, this does not.
+    #[serde(default)]
+    pub edge_weight: f64,
 }
 
 fn one_u() -> usize {
@@ -418,6 +422,9 @@ impl RunConfig {
             if !(0.0..1.0).contains(&d) {
                 return Err(format!("train.ema_decay {d}: must be in [0, 1)"));
             }
+        }
+        if !(self.train.edge_weight >= 0.0 && self.train.edge_weight.is_finite()) {
+            return Err(format!("train.edge_weight {}: must be 0 (off) or positive", self.train.edge_weight));
         }
         if !(self.train.foreground_weight >= 1.0 && self.train.foreground_weight.is_finite()) {
             return Err(format!("train.foreground_weight {}: must be at least 1 (1 weighs all pixels alike)", self.train.foreground_weight));

@@ -121,6 +121,20 @@ pub fn foreground_weights(x: &Tensor, weight: f64) -> candle_core::Result<Tensor
     Ok(ramp.affine(weight - 1.0, 1.0)?.detach())
 }
 
+/// `mean |Δ_w e| + mean |Δ_h e|` of an error `e` `[B, C, T, H, W]`: the L1 distance between the
+/// horizontal and vertical finite differences of a reconstruction and of its target.
+pub fn edge_l1(err: &Tensor) -> candle_core::Result<Tensor> {
+    let (h, w) = (err.dim(3)?, err.dim(4)?);
+    let mut total = Tensor::zeros((), err.dtype(), err.device())?;
+    if w > 1 {
+        total = (total + (err.narrow(4, 1, w - 1)? - err.narrow(4, 0, w - 1)?)?.abs()?.mean_all()?)?;
+    }
+    if h > 1 {
+        total = (total + (err.narrow(3, 1, h - 1)? - err.narrow(3, 0, h - 1)?)?.abs()?.mean_all()?)?;
+    }
+    Ok(total)
+}
+
 /// Per-example standard normal values keyed by sample id.
 fn per_sample_noise(seed: u64, stream: u64, ids: &[u64], like: &Tensor) -> Result<Tensor> {
     let per = like.elem_count() / ids.len();
@@ -490,7 +504,11 @@ impl Run<'_> {
             (err.broadcast_mul(&w)?.mean_all()? / w.mean_all()?.to_scalar::<f32>()? as f64)?
         };
         let kl = ((post.mean.sqr()? + post.logvar.exp()?)? - 1.0)?.sub(&post.logvar)?.mean_all()?.affine(0.5, 0.0)?;
-        Ok((recon + (kl * self.cfg.train.kl_weight)?)?)
+        let mut loss = (recon + (kl * self.cfg.train.kl_weight)?)?;
+        if self.cfg.train.edge_weight > 0.0 {
+            loss = (loss + (edge_l1(&diff)? * self.cfg.train.edge_weight)?)?;
+        }
+        Ok(loss)
     }
 
     /// Renders the validation prompts (transformer) or reconstructs held-out clips (VAE) into
@@ -747,5 +765,19 @@ mod tests {
         let mut other = longer.clone();
         other.optimizer.lr *= 2.0;
         assert!(!only_lengthens(&saved, &other), "more steps and another change");
+    }
+
+    #[test]
+    fn the_edge_loss_sees_blurred_edges() {
+        let dev = Device::Cpu;
+        // A 1×3 row error [0, 1, 3]: horizontal differences 1 and 2 (mean 1.5), no rows below.
+        let err = Tensor::new(&[0f32, 1.0, 3.0], &dev).unwrap().reshape((1, 1, 1, 1, 3)).unwrap();
+        assert!((edge_l1(&err).unwrap().to_scalar::<f32>().unwrap() - 1.5).abs() < 1e-6);
+        // 2×2 [[1, 2], [4, 8]]: horizontal |1|, |4| (mean 2.5); vertical |3|, |6| (mean 4.5).
+        let err = Tensor::new(&[1f32, 2.0, 4.0, 8.0], &dev).unwrap().reshape((1, 1, 1, 2, 2)).unwrap();
+        assert!((edge_l1(&err).unwrap().to_scalar::<f32>().unwrap() - 7.0).abs() < 1e-6);
+        // A constant error (a colour shift) has no edges.
+        let flat = Tensor::full(0.3f32, (1, 3, 2, 4, 4), &dev).unwrap();
+        assert_eq!(edge_l1(&flat).unwrap().to_scalar::<f32>().unwrap(), 0.0);
     }
 }
