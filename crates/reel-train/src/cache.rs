@@ -85,11 +85,14 @@ pub struct CacheIndex {
     pub skipped: Vec<crate::data::Skipped>,
 }
 
+/// A loaded shard's tensors by name.
+type Shard = Arc<HashMap<String, Tensor>>;
+
 /// An opened cache.
 pub struct LatentCache {
     dir: PathBuf,
     index: CacheIndex,
-    loaded: Mutex<Vec<(usize, Arc<HashMap<String, Tensor>>)>>,
+    loaded: Mutex<Vec<(usize, Shard)>>,
 }
 
 impl LatentCache {
@@ -140,7 +143,7 @@ impl LatentCache {
         Ok(())
     }
 
-    fn shard(&self, i: usize) -> Result<Arc<HashMap<String, Tensor>>> {
+    fn shard(&self, i: usize) -> Result<Shard> {
         let mut loaded = self.loaded.lock().expect("cache lock");
         if let Some(pos) = loaded.iter().position(|(s, _)| *s == i) {
             let hit = loaded.remove(pos);
@@ -189,6 +192,8 @@ pub struct CacheWriter {
     job: String,
     /// Items consumed (encoded or skipped) when the last shard was written.
     done: u64,
+    /// Items consumed so far.
+    consumed: u64,
     finished: bool,
 }
 
@@ -219,7 +224,7 @@ impl CacheWriter {
                 });
             }
             let shards = progress.index.shards.len();
-            return Ok(Self { out: out.to_path_buf(), tmp, index: progress.index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: progress.done, finished: false }.checked(shards)?);
+            return Self { out: out.to_path_buf(), tmp, index: progress.index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: progress.done, consumed: progress.done, finished: false }.checked(shards);
         }
         std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
         let (text_encoder_hash, max_text_len) = text.map_or((None, None), |(h, l)| (Some(h), Some(l)));
@@ -235,7 +240,7 @@ impl CacheWriter {
             entries: Vec::new(),
             skipped: Vec::new(),
         };
-        Ok(Self { out: out.to_path_buf(), tmp, index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: 0, finished: false })
+        Ok(Self { out: out.to_path_buf(), tmp, index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: 0, consumed: 0, finished: false })
     }
 
     /// The folder a cache for `out` is written in until it is complete.
@@ -259,9 +264,14 @@ impl CacheWriter {
         self.done
     }
 
-    /// Adds one encoded example (`mean`/`logvar` `[z, T, h, w]`, `text` `[L, D]`); `done` is
-    /// the number of items consumed with it.
-    pub fn add(&mut self, mean: &Tensor, logvar: &Tensor, text: Option<&Tensor>, caption: &str, fps: f32, source: &str, done: u64) -> Result<()> {
+    /// Records that `done` items of the job have been consumed (encoded or skipped): a shard
+    /// written after this resumes the job there.
+    pub fn advance(&mut self, done: u64) {
+        self.consumed = done;
+    }
+
+    /// Adds one encoded example (`mean`/`logvar` `[z, T, h, w]`, `text` `[L, D]`).
+    pub fn add(&mut self, mean: &Tensor, logvar: &Tensor, text: Option<&Tensor>, caption: &str, fps: f32, source: &str) -> Result<()> {
         let i = self.index.entries.len();
         self.pending.insert(format!("mean.{i}"), mean.contiguous()?);
         self.pending.insert(format!("logvar.{i}"), logvar.contiguous()?);
@@ -270,7 +280,7 @@ impl CacheWriter {
         }
         self.index.entries.push(CacheEntry { shard: self.index.shards.len(), caption: caption.into(), fps, source: source.into() });
         if self.index.entries.len() % self.shard_size == 0 {
-            self.flush(done)?;
+            self.flush()?;
         }
         Ok(())
     }
@@ -279,7 +289,8 @@ impl CacheWriter {
         self.index.skipped.push(skipped);
     }
 
-    fn flush(&mut self, done: u64) -> Result<()> {
+    fn flush(&mut self) -> Result<()> {
+        let done = self.consumed;
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -297,8 +308,8 @@ impl CacheWriter {
     }
 
     /// Writes the index and moves the cache into place.
-    pub fn finish(mut self, done: u64) -> Result<CacheIndex> {
-        self.flush(done)?;
+    pub fn finish(mut self) -> Result<CacheIndex> {
+        self.flush()?;
         let _ = std::fs::remove_file(self.tmp.join(PROGRESS));
         let path = self.tmp.join(INDEX);
         std::fs::write(&path, serde_json::to_string_pretty(&self.index).expect("index serialises")).map_err(TrainError::io(&path))?;
@@ -391,11 +402,15 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
                     Some((enc, tok, _)) => Some(reel_pipelines::encode_prompts(enc.as_ref(), tok, &[ex.caption.as_str()], job.max_text_len, &dev)?.squeeze(0)?),
                     None => None,
                 };
-                writer.add(&post.mean.squeeze(0)?, &post.logvar.squeeze(0)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item), done)?;
+                writer.advance(done);
+                writer.add(&post.mean.squeeze(0)?, &post.logvar.squeeze(0)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item))?;
             }
-            Err(reason) => writer.skip(crate::data::Skipped { path: dataset.describe(item), reason }),
+            Err(reason) => {
+                writer.advance(done);
+                writer.skip(crate::data::Skipped { path: dataset.describe(item), reason });
+            }
         }
         progress(done, total);
     }
-    writer.finish(total)
+    writer.finish()
 }

@@ -452,7 +452,7 @@ impl RunConfig {
             }
             for b in &stage.buckets {
                 reel_media::check_size(b.width, b.height).map_err(|e| format!("bucket {}x{}: {e}", b.width, b.height))?;
-                if b.frames == 0 || b.batch_size == 0 || !(b.weight > 0.0) {
+                if b.frames == 0 || b.batch_size == 0 || b.weight.is_nan() || b.weight <= 0.0 {
                     return Err(format!("bucket {}x{}x{}: frames, batch_size and weight must be positive", b.width, b.height, b.frames));
                 }
                 if self.data.source == SourceKind::Images && b.frames != 1 {
@@ -464,7 +464,7 @@ impl RunConfig {
         if needs_path && self.data.path.is_none() {
             return Err(format!("data.source = \"{:?}\" needs data.path (a folder)", self.data.source).to_lowercase());
         }
-        if self.data.source == SourceKind::Shapes && (self.data.shapes_frames == 0 || !(self.data.shapes_fps > 0.0)) {
+        if self.data.source == SourceKind::Shapes && (self.data.shapes_frames == 0 || self.data.shapes_fps.is_nan() || self.data.shapes_fps <= 0.0) {
             return Err("data.shapes_frames and data.shapes_fps must be positive".into());
         }
         if self.task == Task::Vae && self.data.source == SourceKind::Cache {

@@ -170,10 +170,13 @@ fn label(v: f64) -> String {
     }
 }
 
+/// A plot panel: title, the value drawn, and whether on a log scale.
+type Panel = (&'static str, fn(&StepRecord) -> f64, bool);
+
 /// Draws loss, gradient norm and learning rate against step into a PNG (log scale for the
 /// first two; the loss also smoothed).
 pub fn plot(records: &[StepRecord], out: &Path) -> Result<()> {
-    let panels: [(&str, fn(&StepRecord) -> f64, bool); 3] =
+    let panels: [Panel; 3] =
         [("LOSS (LOG)", |r| r.loss, true), ("GRAD NORM (LOG)", |r| r.grad_norm, true), ("LR", |r| r.lr, false)];
     let mut c = Canvas(Frame::filled(W, PANEL_H * 3, [255, 255, 255]));
     let (first, last) = match (records.first(), records.last()) {

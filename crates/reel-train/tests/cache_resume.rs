@@ -50,7 +50,7 @@ fn an_interrupted_cache_continues_where_it_stopped() {
     // Stopped after the 5th item: one shard of 3 is on disk, items 4–5 are lost.
     let split = dir.path().join("split");
     let stop = AtomicBool::new(false);
-    let err = build(&job(&model, 8), &split, &stop, |done, _| stop.store(done == 5, Ordering::SeqCst)).err().expect("interrupted");
+    let err = build(&job(&model, 8), &split, &stop, |done, _| stop.store(done == 5, Ordering::SeqCst)).expect_err("interrupted");
     assert!(matches!(err, TrainError::CacheInterrupted { done: 3, total: 8, .. }), "{err}");
     assert!(err.to_string().contains("run the same command again"), "{err}");
     assert!(!split.exists(), "an unfinished cache is not in place");
@@ -58,7 +58,7 @@ fn an_interrupted_cache_continues_where_it_stopped() {
     assert!(partial.join("shard-00000.safetensors").is_file());
 
     // Another job (more clips) does not continue it, and leaves it as it was.
-    let other = build(&job(&model, 9), &split, &AtomicBool::new(false), |_, _| {}).err().expect("refused");
+    let other = build(&job(&model, 9), &split, &AtomicBool::new(false), |_, _| {}).expect_err("refused");
     assert!(other.to_string().contains("other options"), "{other}");
     assert!(partial.join("progress.json").is_file());
 
