@@ -1,16 +1,17 @@
-//! Per-channel operations on channels-first tensors (`[B, C, …]`), fused into one pass each
-//! with a hand-written backward pass.
+//! Per-channel operations, fused into one pass each with a hand-written backward pass: a
+//! vector added to or multiplied into a tensor along one axis (a convolution's or a linear
+//! layer's bias, a norm's learned scale), and the VAE's channel RMS norm.
 //!
-//! Written as candle ops, the VAE's channel RMS norm is six ops whose backward passes reduce
-//! over strided dimensions (the channel axis for the norm, every axis but the channel for γ
-//! and a convolution's bias), which candle does element by element through index
-//! arithmetic: in a VAE training step those reductions were an eighth of the time
-//! (measured with `perf` on shapes-v1's VAE run). Here each is a loop over contiguous rows.
+//! Written as candle ops, their backward passes reduce over strided dimensions (every axis
+//! but the channel's for a bias or a scale, the channel axis for the norm), which candle does
+//! element by element through index arithmetic: in a VAE training step those reductions were
+//! an eighth of the time (measured with `perf` on shapes-v1's VAE run), in a transformer step
+//! as much again. Here each is a loop over contiguous runs.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::layers::fast_math::contiguous_f32;
+use crate::layers::fast_math::{contiguous_f32, f32_vec};
 
 /// `(batch, channels, positions per channel)` of a channels-first shape.
 fn planes(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -21,9 +22,149 @@ fn planes(shape: &Shape) -> Result<(usize, usize, usize)> {
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }
 
-/// The contiguous f32 data of a tensor (copied only when it is not contiguous already).
-fn data_of(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
+/// Elements per parallel work item.
+const PAR_ELEMENTS: usize = 1 << 14;
+
+/// Σ `a·b` (or Σ `a`) into one sum per channel, for data laid out as repeated periods of `d`
+/// channels × `inner` contiguous values.
+pub(crate) fn channel_sums(a: &[f32], b: Option<&[f32]>, d: usize, inner: usize) -> Vec<f32> {
+    let mut acc = vec![0f32; d];
+    let period = d * inner;
+    for (i, pa) in a.chunks_exact(period).enumerate() {
+        let pb = b.map(|b| &b[i * period..(i + 1) * period]);
+        if inner == 1 {
+            match pb {
+                Some(pb) => acc.iter_mut().zip(pa.iter().zip(pb)).for_each(|(s, (x, y))| *s += x * y),
+                None => acc.iter_mut().zip(pa).for_each(|(s, x)| *s += x),
+            }
+        } else {
+            for (j, run) in pa.chunks_exact(inner).enumerate() {
+                acc[j] += match pb {
+                    Some(pb) => run.iter().zip(&pb[j * inner..(j + 1) * inner]).map(|(x, y)| x * y).sum::<f32>(),
+                    None => run.iter().sum::<f32>(),
+                };
+            }
+        }
+    }
+    acc
+}
+
+/// `f(x, v_c)` over one period: `v.len()` channels × `inner` contiguous values (generic, so
+/// `f` inlines and the runs vectorise).
+fn combine_runs(period: &mut [f32], v: &[f32], inner: usize, f: impl Fn(&mut f32, f32)) {
+    if inner == 1 {
+        period.iter_mut().zip(v).for_each(|(x, &c)| f(x, c));
+    } else {
+        for (run, &c) in period.chunks_exact_mut(inner).zip(v) {
+            run.iter_mut().for_each(|x| f(x, c));
+        }
+    }
+}
+
+/// How a per-channel vector combines with the tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Combine {
+    Add,
+    Mul,
+}
+
+/// `x ∘ v` along `axis` (`∘` = + or ·): `v[c]` meets every element whose index on `axis` is `c`.
+struct AlongAxis {
+    combine: Combine,
+    axis: usize,
+}
+
+impl AlongAxis {
+    /// `(channels, inner)`: the axis' length and the number of contiguous values per channel.
+    fn layout(&self, shape: &Shape) -> Result<(usize, usize)> {
+        let dims = shape.dims();
+        match dims.get(self.axis) {
+            Some(&d) if d > 0 => Ok((d, dims[self.axis + 1..].iter().product())),
+            _ => candle_core::bail!("per-channel op: axis {} of {dims:?}", self.axis),
+        }
+    }
+
+    fn apply(&self, x: &Tensor, v: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op2(&v.flatten_all()?.contiguous()?, Self { ..*self })
+    }
+}
+
+impl CustomOp2 for AlongAxis {
+    fn name(&self) -> &'static str {
+        match self.combine {
+            Combine::Add => "reel-add-along-axis",
+            Combine::Mul => "reel-mul-along-axis",
+        }
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, vs: &CpuStorage, vl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(xs, xl, self.name())?;
+        let v = contiguous_f32(vs, vl, self.name())?;
+        let (d, inner) = self.layout(xl.shape())?;
+        if v.len() != d {
+            candle_core::bail!("{}: {} values for {d} channels", self.name(), v.len());
+        }
+        let period = d * inner;
+        let mut out = x.to_vec();
+        if period > 0 {
+            out.par_chunks_mut(period * PAR_ELEMENTS.div_ceil(period)).for_each(|task| {
+                for p in task.chunks_exact_mut(period) {
+                    match self.combine {
+                        Combine::Add => combine_runs(p, v, inner, |x, c| *x += c),
+                        Combine::Mul => combine_runs(p, v, inner, |x, c| *x *= c),
+                    }
+                }
+            });
+        }
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    /// Add: `dx = g`, `dv_c = Σ g`. Mul: `dx = g·v`, `dv_c = Σ g·x`.
+    fn bwd(&self, x: &Tensor, v: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (d, inner) = self.layout(x.shape())?;
+        let g = f32_vec(grad)?;
+        let xv = if self.combine == Combine::Mul { Some(f32_vec(x)?) } else { None };
+        let period = (d * inner).max(1);
+        let task = period * PAR_ELEMENTS.div_ceil(period);
+        let partial: Vec<Vec<f32>> = g.par_chunks(task).enumerate().map(|(i, gt)| channel_sums(gt, xv.as_ref().map(|x| &x[i * task..i * task + gt.len()]), d, inner)).collect();
+        let mut dv = vec![0f32; d];
+        for p in partial {
+            dv.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        let dx = match self.combine {
+            Combine::Add => grad.clone(),
+            Combine::Mul => self.apply(&grad.detach(), &v.detach())?,
+        };
+        Ok((Some(dx), Some(Tensor::from_vec(dv, v.shape(), v.device())?)))
+    }
+}
+
+/// `x + v_c` along `axis` (f32; other dtypes through candle's broadcasting).
+pub fn add_along(x: &Tensor, v: &Tensor, axis: usize) -> Result<Tensor> {
+    if x.dtype() != DType::F32 || v.dtype() != DType::F32 {
+        return x.broadcast_add(&broadcastable(v, x.rank(), axis)?);
+    }
+    AlongAxis { combine: Combine::Add, axis }.apply(x, v)
+}
+
+/// `x · v_c` along `axis` (f32; other dtypes through candle's broadcasting).
+pub fn mul_along(x: &Tensor, v: &Tensor, axis: usize) -> Result<Tensor> {
+    if x.dtype() != DType::F32 || v.dtype() != DType::F32 {
+        return x.broadcast_mul(&broadcastable(v, x.rank(), axis)?);
+    }
+    AlongAxis { combine: Combine::Mul, axis }.apply(x, v)
+}
+
+/// `v` shaped `[1, …, C, …, 1]` to broadcast along `axis` of a rank-`rank` tensor.
+fn broadcastable(v: &Tensor, rank: usize, axis: usize) -> Result<Tensor> {
+    let mut shape = vec![1; rank];
+    shape[axis] = v.elem_count();
+    v.reshape(shape)
+}
+
+/// `x + bias_c` over the channel axis of `[B, C, …]` (a convolution's bias).
+pub fn add_channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    add_along(x, bias, 1)
 }
 
 const EPS: f32 = 1e-24;
@@ -78,9 +219,9 @@ impl CustomOp2 for ChannelRmsNorm {
     /// `dγ_c = scale · Σ_{b,s} g·x̂`.
     fn bwd(&self, x: &Tensor, gamma: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (_, c, s) = planes(x.shape())?;
-        let xv = data_of(x)?;
-        let gv = data_of(grad)?;
-        let gamma_v = data_of(gamma)?;
+        let xv = f32_vec(x)?;
+        let gv = f32_vec(grad)?;
+        let gamma_v = f32_vec(gamma)?;
         let mut dx = vec![0f32; xv.len()];
         let per_item: Vec<Vec<f32>> = dx
             .par_chunks_mut(c * s)
@@ -115,49 +256,6 @@ impl CustomOp2 for ChannelRmsNorm {
         }
         let dev = x.device();
         Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dgamma, gamma.shape(), dev)?)))
-    }
-}
-
-/// `x + bias_c` over the channel axis (a convolution's bias), whose bias gradient is a
-/// contiguous sum per channel.
-pub fn add_channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&bias.flatten_all()?.contiguous()?, ChannelBias)
-}
-
-struct ChannelBias;
-
-impl CustomOp2 for ChannelBias {
-    fn name(&self) -> &'static str {
-        "reel-channel-bias"
-    }
-
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(xs, xl, self.name())?;
-        let bias = contiguous_f32(bs, bl, self.name())?;
-        let (_, c, s) = planes(xl.shape())?;
-        if bias.len() != c {
-            candle_core::bail!("channel bias: {} values for {c} channels", bias.len());
-        }
-        let mut out = x.to_vec();
-        if s > 0 {
-            out.par_chunks_mut(s).enumerate().for_each(|(row, y)| {
-                let b = bias[row % c];
-                y.iter_mut().for_each(|v| *v += b);
-            });
-        }
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
-    }
-
-    fn bwd(&self, x: &Tensor, bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (_, c, s) = planes(x.shape())?;
-        let g = data_of(grad)?;
-        let mut db = vec![0f32; c];
-        if s > 0 {
-            for (row, r) in g.chunks_exact(s).enumerate() {
-                db[row % c] += r.iter().sum::<f32>();
-            }
-        }
-        Ok((Some(grad.clone()), Some(Tensor::from_vec(db, bias.shape(), x.device())?)))
     }
 }
 
@@ -223,6 +321,34 @@ mod tests {
         let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
         for var in [&x, &bias] {
             assert!(max_diff(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-4);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn per_axis_ops_match_broadcasting_on_every_axis_and_across_work_items() -> Result<()> {
+        let d = Device::Cpu;
+        // Small and large (several parallel work items, whose partial sums are added), the
+        // axis first, in the middle and last (runs of one value).
+        for (dims, axis) in [(vec![2, 3, 4, 5], 1), (vec![3, 5, 4000], 1), (vec![6, 2, 3], 0), (vec![5000, 7], 1), (vec![4, 3, 5], 2)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, dims.as_slice(), &d)?)?;
+            let v = Var::from_tensor(&Tensor::randn(0f32, 1.0, dims[axis], &d)?)?;
+            let probe = Tensor::randn(0f32, 1.0, dims.as_slice(), &d)?;
+            let along = broadcastable(v.as_tensor(), dims.len(), axis)?;
+            let pairs = [
+                (add_along(x.as_tensor(), v.as_tensor(), axis)?, x.as_tensor().broadcast_add(&along)?),
+                (mul_along(x.as_tensor(), v.as_tensor(), axis)?, x.as_tensor().broadcast_mul(&along)?),
+            ];
+            for (ours, theirs) in pairs {
+                assert!(max_diff(&ours, &theirs) < 1e-5, "{dims:?} axis {axis}");
+                let g1 = (&ours * &probe)?.sum_all()?.backward()?;
+                let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
+                for var in [&x, &v] {
+                    let diff = max_diff(g1.get(var).unwrap(), g2.get(var).unwrap());
+                    // Sums over up to 20 000 values: f32 rounding differs with the order.
+                    assert!(diff < 2e-3, "{dims:?} axis {axis}: gradient differs by {diff}");
+                }
+            }
         }
         Ok(())
     }

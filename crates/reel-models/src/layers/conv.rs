@@ -10,6 +10,8 @@
 use candle_core::{Result, Tensor};
 use rayon::prelude::*;
 
+use crate::layers::fast_math::f32_vec;
+
 /// im2col elements per block (16 MiB). Staying under glibc's 32 MiB dynamic mmap
 /// threshold lets repeated blocks reuse heap pages instead of faulting in fresh
 /// ones each time (measured: building a 54 MB im2col from fresh pages ran at 2 GB/s).
@@ -108,11 +110,13 @@ impl Geometry {
         (((bb * self.t + tt * st + dt) * self.h + yo * sh + dy) * self.w + xo * sw) * self.c
     }
 
-    /// Fills `cols` with the im2col rows `start..end` of the channels-last input.
-    fn im2col(&self, data: &[f32], start: usize, end: usize, cols: &mut Vec<f32>) {
+    /// The im2col rows `start..end` of the channels-last input, `[end − start, k]`. Each block
+    /// is a fresh buffer handed to the matmul without a copy; freed blocks are reused by the
+    /// allocator (see [`BLOCK_ELEMENTS`]).
+    fn im2col(&self, data: &[f32], start: usize, end: usize) -> Result<Tensor> {
         let [kt, kh, kw] = self.kernel;
         let c = self.c;
-        cols.clear();
+        let mut cols = Vec::with_capacity((end - start) * self.k());
         for row in start..end {
             for dt in 0..kt {
                 for dy in 0..kh {
@@ -129,6 +133,7 @@ impl Geometry {
                 }
             }
         }
+        Tensor::from_vec(cols, (end - start, self.k()), &candle_core::Device::Cpu)
     }
 }
 
@@ -166,10 +171,6 @@ fn scatter_channels_first(dst: &mut [f32], rows: &[f32], start: usize, c: usize,
     }
 }
 
-fn f32_data(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
-}
-
 /// The convolution as a custom op over (input, weight matrix), so that it has a backward pass.
 struct Conv3dOp(Geometry);
 
@@ -184,19 +185,16 @@ impl candle_core::CustomOp2 for Conv3dOp {
         let x = crate::layers::fast_math::contiguous_f32(xs, xl, "conv3d")?;
         let wmat = Tensor::from_slice(crate::layers::fast_math::contiguous_f32(ws, wl, "conv3d")?, wl.shape(), &device)?;
         let data = to_channels_last(x, g.b, g.c, g.t * g.h * g.w);
-        let (rows, k) = (g.rows(), g.k());
+        let rows = g.rows();
         let out_c = wmat.dim(1)?;
         let [to, ho, wo] = g.out;
         let positions = to * ho * wo;
         let mut y = vec![0f32; rows * out_c];
         let block = g.block_rows();
-        let mut cols: Vec<f32> = Vec::with_capacity(block.min(rows) * k);
         for start in (0..rows).step_by(block) {
             let end = (start + block).min(rows);
-            g.im2col(&data, start, end, &mut cols);
-            let block_out = Tensor::from_vec(std::mem::take(&mut cols), (end - start, k), &device)?.matmul(&wmat)?;
-            scatter_channels_first(&mut y, &f32_data(&block_out)?, start, out_c, positions);
-            cols = Vec::with_capacity(block.min(rows) * k);
+            let block_out = g.im2col(&data, start, end)?.matmul(&wmat)?;
+            scatter_channels_first(&mut y, &f32_vec(&block_out)?, start, out_c, positions);
         }
         Ok((candle_core::CpuStorage::F32(y), candle_core::Shape::from((g.b, out_c, to, ho, wo))))
     }
@@ -205,27 +203,22 @@ impl candle_core::CustomOp2 for Conv3dOp {
     fn bwd(&self, x: &Tensor, wmat: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = self.0;
         let device = x.device();
-        let data = to_channels_last(&f32_data(x)?, g.b, g.c, g.t * g.h * g.w);
+        let data = to_channels_last(&f32_vec(x)?, g.b, g.c, g.t * g.h * g.w);
         let out_c = wmat.dim(1)?;
         let (rows, k) = (g.rows(), g.k());
         let [to, ho, wo] = g.out;
-        let dy = Tensor::from_vec(to_channels_last(&f32_data(grad)?, g.b, out_c, to * ho * wo), (rows, out_c), device)?;
+        let dy = Tensor::from_vec(to_channels_last(&f32_vec(grad)?, g.b, out_c, to * ho * wo), (rows, out_c), device)?;
         let wt = wmat.detach().t()?.contiguous()?;
         let [kt, kh, kw] = g.kernel;
         let c = g.c;
         let mut dx = vec![0f32; data.len()];
         let mut dw = Tensor::zeros((k, out_c), candle_core::DType::F32, device)?;
         let block = g.block_rows();
-        let mut cols: Vec<f32> = Vec::with_capacity(block.min(rows) * k);
         for start in (0..rows).step_by(block) {
             let end = (start + block).min(rows);
             let dy_block = dy.narrow(0, start, end - start)?;
-            g.im2col(&data, start, end, &mut cols);
-            let cols_t = Tensor::from_vec(std::mem::take(&mut cols), (end - start, k), device)?;
-            dw = (dw + cols_t.t()?.matmul(&dy_block)?)?;
-            drop(cols_t);
-            cols = Vec::with_capacity(block.min(rows) * k);
-            let dcols = f32_data(&dy_block.matmul(&wt)?)?;
+            dw = (dw + g.im2col(&data, start, end)?.t()?.matmul(&dy_block)?)?;
+            let dcols = f32_vec(&dy_block.matmul(&wt)?)?;
             for (i, row) in (start..end).enumerate() {
                 let src = &dcols[i * k..(i + 1) * k];
                 let mut at = 0;

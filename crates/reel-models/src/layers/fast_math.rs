@@ -56,6 +56,11 @@ pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &
     }
 }
 
+/// A tensor's values as a contiguous f32 vector (for Reel's kernels' backward passes).
+pub(crate) fn f32_vec(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
 struct Exp;
 
 impl CustomOp1 for Exp {
@@ -141,8 +146,7 @@ impl CustomOp1 for GeluTanh {
 
     /// `½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3c·x²)`, `t = tanh(√(2/π)(x + c·x³))`, in one pass.
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let x: Vec<f32> = arg.flatten_all()?.to_vec1()?;
-        let g: Vec<f32> = grad_res.flatten_all()?.to_vec1()?;
+        let (x, g) = (f32_vec(arg)?, f32_vec(grad_res)?);
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(PAR_CHUNK).zip(x.par_chunks(PAR_CHUNK).zip(g.par_chunks(PAR_CHUNK))).for_each(|(o, (x, g))| {
             o.iter_mut().zip(x.iter().zip(g)).for_each(|(o, (&x, &g))| *o = g * gelu_tanh_grad_f32(x));

@@ -1,5 +1,6 @@
 //! Per-feature operations on channels-last activations (`[…, D]`, a row per token), fused
-//! with hand-written backward passes: a linear layer's bias, and the Wan blocks' modulation
+//! with hand-written backward passes: a linear layer's bias and a norm's scale (through
+//! [`crate::layers::channel`]'s per-axis ops), and the Wan blocks' modulation
 //! (`x·(1 + scale) + shift`) and gated residual (`x + y·gate`) with one vector per batch item.
 //!
 //! Written with candle's broadcasting ops, their backward passes reduce over leading
@@ -8,96 +9,22 @@
 //! those reductions were an eighth of the time (`perf`, shapes-v1's transformer). Here each
 //! is a sum of contiguous rows. Inputs other than f32 fall back to the broadcasting ops.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::layers::fast_math::contiguous_f32;
+use crate::layers::channel::{add_along, channel_sums, mul_along};
+use crate::layers::fast_math::{contiguous_f32, f32_vec};
 
-fn data_of(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
-}
-
-/// Σ over rows of `a·b` (or of `a` alone), each row `d` long, into `d` sums.
-fn row_sums(a: &[f32], b: Option<&[f32]>, d: usize) -> Vec<f32> {
-    let mut acc = vec![0f32; d];
-    match b {
-        Some(b) => a.chunks_exact(d).zip(b.chunks_exact(d)).for_each(|(ra, rb)| acc.iter_mut().zip(ra.iter().zip(rb)).for_each(|(s, (x, y))| *s += x * y)),
-        None => a.chunks_exact(d).for_each(|r| acc.iter_mut().zip(r).for_each(|(s, x)| *s += x)),
-    }
-    acc
-}
-
-// ---------------------------------------------------------------- bias
+// ---------------------------------------------------------------- bias and scale
 
 /// `x + bias` over the last dimension.
 pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    if x.dtype() != DType::F32 || bias.dtype() != DType::F32 {
-        return x.broadcast_add(bias);
-    }
-    x.contiguous()?.apply_op2(&bias.contiguous()?, Bias)
-}
-
-struct Bias;
-
-impl CustomOp2 for Bias {
-    fn name(&self) -> &'static str {
-        "reel-row-bias"
-    }
-
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(xs, xl, self.name())?;
-        let b = contiguous_f32(bs, bl, self.name())?;
-        let d = xl.shape().dims().last().copied().unwrap_or(0);
-        if b.len() != d || d == 0 {
-            candle_core::bail!("row bias: {} values for rows of {d}", b.len());
-        }
-        let mut out = x.to_vec();
-        out.par_chunks_mut(d * 64).for_each(|rows| rows.chunks_exact_mut(d).for_each(|r| r.iter_mut().zip(b).for_each(|(v, b)| *v += b)));
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
-    }
-
-    fn bwd(&self, _x: &Tensor, bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let d = bias.elem_count();
-        let db = row_sums(&data_of(grad)?, None, d);
-        Ok((Some(grad.clone()), Some(Tensor::from_vec(db, bias.shape(), bias.device())?)))
-    }
+    add_along(x, bias, x.rank().saturating_sub(1))
 }
 
 /// `x · weight` over the last dimension (a norm's learned scale).
 pub fn mul_weight(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
-        return x.broadcast_mul(weight);
-    }
-    x.contiguous()?.apply_op2(&weight.contiguous()?, Weight)
-}
-
-struct Weight;
-
-impl CustomOp2 for Weight {
-    fn name(&self) -> &'static str {
-        "reel-row-weight"
-    }
-
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(xs, xl, self.name())?;
-        let w = contiguous_f32(ws, wl, self.name())?;
-        let d = xl.shape().dims().last().copied().unwrap_or(0);
-        if w.len() != d || d == 0 {
-            candle_core::bail!("row weight: {} values for rows of {d}", w.len());
-        }
-        let mut out = x.to_vec();
-        out.par_chunks_mut(d * 64).for_each(|rows| rows.chunks_exact_mut(d).for_each(|r| r.iter_mut().zip(w).for_each(|(v, w)| *v *= w)));
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
-    }
-
-    /// `dx = g·w`, `dw = Σ_rows g·x`.
-    fn bwd(&self, x: &Tensor, weight: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let d = weight.elem_count();
-        let g = data_of(grad)?;
-        let dw = row_sums(&g, Some(&data_of(x)?), d);
-        let dx = grad.broadcast_mul(&weight.detach())?;
-        Ok((Some(dx), Some(Tensor::from_vec(dw, weight.shape(), weight.device())?)))
-    }
+    mul_along(x, weight, x.rank().saturating_sub(1))
 }
 
 /// candle's `Linear` whose bias is added by [`add_bias`] (same weights, names and
@@ -184,7 +111,7 @@ impl CustomOp3 for Modulate {
     /// `dx = g·(1 + scale)`, `dshift_b = Σ_n g`, `dscale_b = Σ_n g·x`.
     fn bwd(&self, x: &Tensor, shift: &Tensor, scale: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, n, d) = per_item(x.shape(), shift.shape())?;
-        let (xv, gv, sc) = (data_of(x)?, data_of(grad)?, data_of(scale)?);
+        let (xv, gv, sc) = (f32_vec(x)?, f32_vec(grad)?, f32_vec(scale)?);
         let mut dx = vec![0f32; xv.len()];
         let sums: Vec<(Vec<f32>, Vec<f32>)> = dx
             .par_chunks_mut(n * d)
@@ -195,7 +122,7 @@ impl CustomOp3 for Modulate {
                 for (dr, gr) in dx.chunks_exact_mut(d).zip(g.chunks_exact(d)) {
                     dr.iter_mut().zip(gr.iter().zip(c)).for_each(|(o, (g, c))| *o = g * (1.0 + c));
                 }
-                (row_sums(g, None, d), row_sums(g, Some(x), d))
+                (channel_sums(g, None, d, 1), channel_sums(g, Some(x), d, 1))
             })
             .collect();
         let (dshift, dscale): (Vec<Vec<f32>>, Vec<Vec<f32>>) = sums.into_iter().unzip();
@@ -244,7 +171,7 @@ impl CustomOp3 for GatedAdd {
     /// `dx = g`, `dy = g·gate`, `dgate_b = Σ_n g·y`.
     fn bwd(&self, x: &Tensor, y: &Tensor, gate: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, n, d) = per_item(x.shape(), gate.shape())?;
-        let (yv, gv, gate_v) = (data_of(y)?, data_of(grad)?, data_of(gate)?);
+        let (yv, gv, gate_v) = (f32_vec(y)?, f32_vec(grad)?, f32_vec(gate)?);
         let mut dy = vec![0f32; yv.len()];
         let dgate: Vec<Vec<f32>> = dy
             .par_chunks_mut(n * d)
@@ -255,7 +182,7 @@ impl CustomOp3 for GatedAdd {
                 for (dr, gr) in dy.chunks_exact_mut(d).zip(g.chunks_exact(d)) {
                     dr.iter_mut().zip(gr.iter().zip(gt)).for_each(|(o, (g, t))| *o = g * t);
                 }
-                row_sums(g, Some(y), d)
+                channel_sums(g, Some(y), d, 1)
             })
             .collect();
         let dev = x.device();
