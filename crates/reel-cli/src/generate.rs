@@ -168,7 +168,7 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
         "timings": timings,
         "reel_version": env!("CARGO_PKG_VERSION"),
     });
-    write_sidecar(&sidecar, &record)?;
+    reel_media::write_atomic(&sidecar, serde_json::to_string_pretty(&record)?.as_bytes())?;
     if args.json {
         println!("{}", serde_json::to_string(&json!({"path": path, "sidecar": sidecar, "seed": resolved.seed, "timings": timings, "settings": settings_json(&resolved)}))?);
     } else {
@@ -233,12 +233,6 @@ pub fn sidecar_path(video: &Path) -> PathBuf {
     video.with_file_name(format!("{name}.json"))
 }
 
-fn write_sidecar(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let tmp = path.with_extension("json.partial");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)?).with_context(|| format!("writing '{}'", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing '{}'", path.display()))?;
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -62,7 +62,7 @@ impl Evaluation {
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let text = serde_json::to_string_pretty(self).expect("an evaluation serialises");
-        write_atomic(&dir.join(EVALUATION), text.as_bytes())
+        Ok(reel_media::write_atomic(&dir.join(EVALUATION), text.as_bytes())?)
     }
 
     /// The frames of clip `i`.
@@ -70,14 +70,6 @@ impl Evaluation {
         let path = self.root.join(&self.clips[i].file);
         reel_media::read_video(&path).map(|(_, f)| f).map_err(|source| EvalError::Clip { path, line: i + 1, source })
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it, so readers never see half a file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let tmp = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    Ok(path.to_path_buf())
 }
 
 /// One line of a manifest: `reel data synth`'s format, of which only these fields are read.

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::adherence::{Attribute, Confusion};
 use crate::error::{io_err, EvalError, Result};
-use crate::evaluate::{write_atomic, Evaluation};
+use crate::evaluate::Evaluation;
+use reel_media::write_atomic;
 
 /// What a report wrote.
 #[derive(Clone, Debug, Serialize)]

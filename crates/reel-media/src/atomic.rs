@@ -128,6 +128,16 @@ impl PendingOutput {
     }
 }
 
+/// Writes `bytes` to `path` so that the name only ever holds the whole content: written to a
+/// hidden sibling, then renamed over it (an error leaves nothing, and any old file intact).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    let (pending, mut file) = PendingOutput::file(path)?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|source| MediaError::Unwritable { path: path.to_path_buf(), source })?;
+    drop(file);
+    pending.commit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +171,18 @@ mod tests {
     fn missing_parent_is_reported_before_creating_anything() {
         let dir = tempfile::tempdir().unwrap();
         let err = PendingOutput::file(&dir.path().join("nope/v.mp4")).unwrap_err();
+        assert!(matches!(err, MediaError::MissingDirectory { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_whole_file_replaces_the_old_one_and_nothing_else_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.json");
+        fs::write(&target, b"old").unwrap();
+        assert_eq!(write_atomic(&target, b"new").unwrap(), target);
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = write_atomic(&dir.path().join("missing/a.json"), b"x").unwrap_err();
         assert!(matches!(err, MediaError::MissingDirectory { .. }), "{err}");
     }
 }

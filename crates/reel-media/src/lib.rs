@@ -30,6 +30,7 @@ mod sheet;
 mod webm;
 mod writer;
 
+pub use atomic::write_atomic;
 pub use error::{MediaError, Result};
 pub use frame::{check_size, psnr_from_mse, video_psnr, Frame, Rational, VideoSpec, MAX_SIDE, MIN_SIDE};
 pub use png::{read_image, write_png, DEFAULT_FOLDER_FPS, META_FILE};

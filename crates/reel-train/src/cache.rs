@@ -299,11 +299,9 @@ impl CacheWriter {
         candle_core::safetensors::save(&std::mem::take(&mut self.pending), &path).map_err(|e| TrainError::Cache { path, reason: e.to_string() })?;
         self.index.shards.push(name);
         self.done = done;
-        // The progress names only shards on disk: written beside, then renamed over the old one.
+        // The progress names only shards on disk, and replaces the old one whole.
         let progress = serde_json::to_string(&Progress { job: self.job.clone(), done, index: self.index.clone() }).expect("progress serialises");
-        let (staged, path) = (self.tmp.join(".progress.json"), self.tmp.join(PROGRESS));
-        std::fs::write(&staged, progress).map_err(TrainError::io(&staged))?;
-        std::fs::rename(&staged, &path).map_err(TrainError::io(&path))?;
+        reel_media::write_atomic(&self.tmp.join(PROGRESS), progress.as_bytes())?;
         Ok(())
     }
 
