@@ -109,7 +109,8 @@ fn slug(text: &str) -> String {
     }
 }
 
-
+/// `reel generate`: checks the request against the model's configs, loads it, renders the
+/// video and writes its sidecar.
 pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let req = request(&args)?;

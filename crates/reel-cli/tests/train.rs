@@ -199,6 +199,8 @@ batch_size = 2
 lr = 3e-3
 [train]
 steps = 30
+foreground_weight = 10.0
+edge_weight = 1.0
 [validation]
 every = 30
 clips = 1

@@ -194,7 +194,6 @@ pub struct CacheWriter {
     done: u64,
     /// Items consumed so far.
     consumed: u64,
-    finished: bool,
 }
 
 /// `progress.json` of a partial cache.
@@ -224,7 +223,7 @@ impl CacheWriter {
                 });
             }
             let shards = progress.index.shards.len();
-            return Self { out: out.to_path_buf(), tmp, index: progress.index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: progress.done, consumed: progress.done, finished: false }.checked(shards);
+            return Self { out: out.to_path_buf(), tmp, index: progress.index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: progress.done, consumed: progress.done }.checked(shards);
         }
         std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
         let (text_encoder_hash, max_text_len) = text.map_or((None, None), |(h, l)| (Some(h), Some(l)));
@@ -240,7 +239,7 @@ impl CacheWriter {
             entries: Vec::new(),
             skipped: Vec::new(),
         };
-        Ok(Self { out: out.to_path_buf(), tmp, index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: 0, consumed: 0, finished: false })
+        Ok(Self { out: out.to_path_buf(), tmp, index, shard_size: shard_size.max(1), pending: HashMap::new(), job: job.into(), done: 0, consumed: 0 })
     }
 
     /// The folder a cache for `out` is written in until it is complete.
@@ -259,8 +258,9 @@ impl CacheWriter {
         Ok(self)
     }
 
-    /// Items already consumed by an earlier run of the same job (0 for a new cache).
-    pub fn resumed_at(&self) -> u64 {
+    /// Items consumed as of the last written shard: where a run of the same job starts (0 for
+    /// a new cache), and how far an interrupted one got.
+    pub fn saved_items(&self) -> u64 {
         self.done
     }
 
@@ -305,14 +305,14 @@ impl CacheWriter {
         Ok(())
     }
 
-    /// Writes the index and moves the cache into place.
+    /// Writes the index and moves the cache into place (a failure keeps the partial cache and
+    /// its progress, so the job can be run again).
     pub fn finish(mut self) -> Result<CacheIndex> {
         self.flush()?;
-        let _ = std::fs::remove_file(self.tmp.join(PROGRESS));
         let path = self.tmp.join(INDEX);
         std::fs::write(&path, serde_json::to_string_pretty(&self.index).expect("index serialises")).map_err(TrainError::io(&path))?;
         std::fs::rename(&self.tmp, &self.out).map_err(TrainError::io(&self.out))?;
-        self.finished = true;
+        let _ = std::fs::remove_file(self.out.join(PROGRESS));
         Ok(std::mem::take(&mut self.index))
     }
 }
@@ -321,7 +321,8 @@ impl Drop for CacheWriter {
     /// An unfinished cache keeps its written shards for the next run of the same job; one
     /// without any leaves nothing behind.
     fn drop(&mut self) {
-        if !self.finished && self.tmp.exists() && !self.tmp.join(PROGRESS).exists() {
+        // After `finish` the folder has been renamed into place and `tmp` no longer exists.
+        if self.tmp.exists() && !self.tmp.join(PROGRESS).exists() {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
     }
@@ -377,7 +378,7 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
     })
     .to_string();
     let mut writer = CacheWriter::create(out, &job.bucket, vae_hash, text.as_ref().map(|t| (t.2.clone(), job.max_text_len)), job.shard_size, &fingerprint)?;
-    let start = writer.resumed_at();
+    let start = writer.saved_items();
     if start == 0 {
         for s in dataset.skipped() {
             writer.skip(s.clone());
@@ -387,7 +388,7 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
     progress(start, total);
     for (n, &item) in items.iter().enumerate().skip(start as usize) {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(TrainError::CacheInterrupted { done: writer.resumed_at(), total, partial: CacheWriter::partial_dir(out) });
+            return Err(TrainError::CacheInterrupted { done: writer.saved_items(), total, partial: CacheWriter::partial_dir(out) });
         }
         let done = n as u64 + 1;
         match dataset.load(item, &job.bucket, item, &data, 0) {

@@ -70,6 +70,7 @@ fn an_interrupted_cache_continues_where_it_stopped() {
     .unwrap();
     assert_eq!(first, Some(3), "progress starts at the items already cached");
     assert!(!partial.exists());
+    assert!(!split.join("progress.json").exists(), "a finished cache carries no progress record");
     let (a, b) = (LatentCache::open(&whole).unwrap(), LatentCache::open(&split).unwrap());
     assert_eq!(a.index(), b.index());
     assert_eq!(latents(&a), latents(&b));
