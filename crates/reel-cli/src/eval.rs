@@ -101,16 +101,17 @@ fn read_prompts(path: &Path, n: usize) -> Result<Vec<Prompt>> {
 /// first clip is made.
 fn generate_set(model: &str, prompts: &[Prompt], seed: u64, steps: Option<u32>, out: &Path, quiet: bool) -> Result<PathBuf> {
     let dir = crate::generate::model_dir(model)?;
-    let (spec, _) = reel_pipelines::model::read_spec(&dir)?;
+    let read = reel_pipelines::model::read_spec(&dir)?;
+    let spec = &read.0;
     let requests = prompts
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let req = reel_pipelines::Request { prompt: p.caption.clone(), seed: Some(seed + i as u64), steps, ..Default::default() };
-            reel_pipelines::request::resolve(&req, &spec, Some(reel_media::VideoFormat::Mp4)).with_context(|| format!("prompt {}: '{}'", i + 1, p.caption))
+            reel_pipelines::request::resolve(&req, spec, Some(reel_media::VideoFormat::Mp4)).with_context(|| format!("prompt {}: '{}'", i + 1, p.caption))
         })
         .collect::<Result<Vec<_>>>()?;
-    let loaded = reel_pipelines::Model::load(&dir).with_context(|| format!("loading model '{}'", dir.display()))?;
+    let loaded = reel_pipelines::Model::load(&dir, read).with_context(|| format!("loading model '{}'", dir.display()))?;
     let clips = out.join("clips");
     std::fs::create_dir_all(&clips).with_context(|| format!("cannot create '{}'", clips.display()))?;
     let bar = progress_bar(prompts.len() as u64, "generating", quiet);

@@ -116,7 +116,8 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
     let req = request(&args)?;
     let model_name = req.model.clone().unwrap_or_else(|| BUNDLED.into());
     let dir = model_dir(&model_name)?;
-    let (spec, _) = read_spec(&dir)?;
+    let read = read_spec(&dir)?;
+    let spec = &read.0;
     // The output's extension names a format; a path without one takes the request's format
     // (a folder of PNG frames with `--format png`).
     let output_format = match &args.output {
@@ -128,7 +129,7 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
         None => None,
     };
     // Every check before any weight is read.
-    let mut resolved = resolve(&req, &spec, output_format)?;
+    let mut resolved = resolve(&req, spec, output_format)?;
     let out = args.output.clone().unwrap_or_else(|| PathBuf::from(resolved.format.file_name(&slug(&resolved.content))));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
         bail!("the output's folder '{}' does not exist; create it first or choose another -o", parent.display());
@@ -143,7 +144,7 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
     }
 
     let t = Instant::now();
-    let model = Model::load(&dir).with_context(|| format!("loading model '{}'", dir.display()))?;
+    let model = Model::load(&dir, read).with_context(|| format!("loading model '{}'", dir.display()))?;
     let load_s = t.elapsed().as_secs_f64();
     let unknown = model.fit_vocabulary(&mut resolved);
     if verbose {

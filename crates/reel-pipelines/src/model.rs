@@ -47,9 +47,9 @@ fn invalid(path: &Path, what: &'static str, reason: impl Into<String>) -> ModelE
 }
 
 impl Model {
-    /// Loads every component of `dir` (f32, CPU).
-    pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let (spec, scheduler) = read_spec(dir)?;
+    /// Loads every component of `dir` (f32, CPU), with what [`read_spec`] read from its
+    /// configs (requests are checked against that before any weight is read).
+    pub fn load(dir: &Path, (spec, scheduler): (ModelSpec, SchedulerConfig)) -> Result<Self, ModelError> {
         let device = Device::Cpu;
         let transformer = reel_models::load_wan_transformer(dir, DType::F32, &device)?;
         let vae = reel_models::load_wan_vae(dir, DType::F32, &device)?;
