@@ -122,9 +122,7 @@ mod tests {
         candle_nn::ops::softmax_last_dim(&s)?.matmul(v)
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
+    use crate::layers::testing::max_diff;
 
     #[test]
     fn blocked_kernels_equal_the_plain_formula_with_and_without_bias() -> Result<()> {

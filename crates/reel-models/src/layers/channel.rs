@@ -262,11 +262,8 @@ impl CustomOp2 for ChannelRmsNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::testing::{assert_same, var};
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
-    }
 
     /// The same norm from candle's own ops (the formula the fused op replaces).
     fn composite(x: &Tensor, gamma: &Tensor, scale: f64) -> Result<Tensor> {
@@ -278,28 +275,20 @@ mod tests {
 
     #[test]
     fn the_fused_norm_matches_candles_ops_and_their_gradients() -> Result<()> {
-        let d = Device::Cpu;
         for dims in [vec![2, 5, 3, 4, 6], vec![3, 4, 7, 7]] {
-            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, dims.as_slice(), &d)?)?;
-            let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, dims[1], &d)?)?;
-            let probe = Tensor::randn(0f32, 1.0, dims.as_slice(), &d)?;
+            let x = var(&dims);
+            let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, dims[1], &Device::Cpu)?)?;
             let ours = channel_rms_norm(x.as_tensor(), gamma.as_tensor(), 2.0)?;
             let theirs = composite(x.as_tensor(), gamma.as_tensor(), 2.0)?;
-            assert!(max_diff(&ours, &theirs) < 1e-5);
-            let g1 = (&ours * &probe)?.sum_all()?.backward()?;
-            let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
-            for var in [&x, &gamma] {
-                let diff = max_diff(g1.get(var).unwrap(), g2.get(var).unwrap());
-                assert!(diff < 1e-4, "gradient differs by {diff} for {dims:?}");
-            }
+            assert_same(&[&x, &gamma], &ours, &theirs, (1e-5, 1e-4), &format!("{dims:?}"));
         }
         Ok(())
     }
 
     #[test]
     fn a_zero_pixel_stays_finite() -> Result<()> {
-        let x = Var::from_tensor(&Tensor::zeros((1, 3, 2), candle_core::DType::F32, &Device::Cpu)?)?;
-        let gamma = Tensor::ones(3, candle_core::DType::F32, &Device::Cpu)?;
+        let x = Var::from_tensor(&Tensor::zeros((1, 3, 2), DType::F32, &Device::Cpu)?)?;
+        let gamma = Tensor::ones(3, DType::F32, &Device::Cpu)?;
         let y = channel_rms_norm(x.as_tensor(), &gamma, 1.0)?;
         let g = y.sum_all()?.backward()?;
         let all: Vec<f32> = g.get(&x).unwrap().flatten_all()?.to_vec1()?;
@@ -310,45 +299,24 @@ mod tests {
 
     #[test]
     fn the_channel_bias_and_its_gradient() -> Result<()> {
-        let d = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 4, 5), &d)?)?;
-        let bias = Var::from_tensor(&Tensor::new(&[1f32, -2.0, 0.5], &d)?)?;
-        let probe = Tensor::randn(0f32, 1.0, (2, 3, 4, 5), &d)?;
+        let (x, bias) = (var(&[2, 3, 4, 5]), Var::from_tensor(&Tensor::new(&[1f32, -2.0, 0.5], &Device::Cpu)?)?);
         let ours = add_channel_bias(x.as_tensor(), bias.as_tensor())?;
         let theirs = x.as_tensor().broadcast_add(&bias.as_tensor().reshape((1, 3, 1, 1))?)?;
-        assert!(max_diff(&ours, &theirs) < 1e-6);
-        let g1 = (&ours * &probe)?.sum_all()?.backward()?;
-        let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
-        for var in [&x, &bias] {
-            assert!(max_diff(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-4);
-        }
+        assert_same(&[&x, &bias], &ours, &theirs, (1e-6, 1e-4), "channel bias");
         Ok(())
     }
 
     #[test]
     fn per_axis_ops_match_broadcasting_on_every_axis_and_across_work_items() -> Result<()> {
-        let d = Device::Cpu;
         // Small and large (several parallel work items, whose partial sums are added), the
         // axis first, in the middle and last (runs of one value).
         for (dims, axis) in [(vec![2, 3, 4, 5], 1), (vec![3, 5, 4000], 1), (vec![6, 2, 3], 0), (vec![5000, 7], 1), (vec![4, 3, 5], 2)] {
-            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, dims.as_slice(), &d)?)?;
-            let v = Var::from_tensor(&Tensor::randn(0f32, 1.0, dims[axis], &d)?)?;
-            let probe = Tensor::randn(0f32, 1.0, dims.as_slice(), &d)?;
+            let (x, v) = (var(&dims), var(&[dims[axis]]));
             let along = broadcastable(v.as_tensor(), dims.len(), axis)?;
-            let pairs = [
-                (add_along(x.as_tensor(), v.as_tensor(), axis)?, x.as_tensor().broadcast_add(&along)?),
-                (mul_along(x.as_tensor(), v.as_tensor(), axis)?, x.as_tensor().broadcast_mul(&along)?),
-            ];
-            for (ours, theirs) in pairs {
-                assert!(max_diff(&ours, &theirs) < 1e-5, "{dims:?} axis {axis}");
-                let g1 = (&ours * &probe)?.sum_all()?.backward()?;
-                let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
-                for var in [&x, &v] {
-                    let diff = max_diff(g1.get(var).unwrap(), g2.get(var).unwrap());
-                    // Sums over up to 20 000 values: f32 rounding differs with the order.
-                    assert!(diff < 2e-3, "{dims:?} axis {axis}: gradient differs by {diff}");
-                }
-            }
+            let what = format!("{dims:?} axis {axis}");
+            // Gradients sum up to 20 000 values: f32 rounding differs with the order.
+            assert_same(&[&x, &v], &add_along(x.as_tensor(), v.as_tensor(), axis)?, &x.as_tensor().broadcast_add(&along)?, (1e-5, 2e-3), &what);
+            assert_same(&[&x, &v], &mul_along(x.as_tensor(), v.as_tensor(), axis)?, &x.as_tensor().broadcast_mul(&along)?, (1e-5, 2e-3), &what);
         }
         Ok(())
     }

@@ -278,9 +278,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
+    use crate::layers::testing::max_diff;
 
     #[test]
     fn conv2d_matches_candle() -> Result<()> {

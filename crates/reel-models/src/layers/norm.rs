@@ -88,9 +88,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
+    use crate::layers::testing::max_diff;
 
     #[test]
     fn layer_norm_without_affine_centres_and_scales() -> Result<()> {

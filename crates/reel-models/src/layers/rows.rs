@@ -193,26 +193,12 @@ impl CustomOp3 for GatedAdd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::testing::{assert_same, max_diff, var};
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
-    }
-
-    fn var(shape: &[usize]) -> Var {
-        Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()).unwrap()
-    }
 
     /// Output and every input gradient of `ours` and `theirs` agree.
     fn same(vars: &[&Var], ours: Tensor, theirs: Tensor) {
-        assert!(max_diff(&ours, &theirs) < 1e-5);
-        let probe = Tensor::randn(0f32, 1.0, ours.shape(), &Device::Cpu).unwrap();
-        let g1 = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        for (i, v) in vars.iter().enumerate() {
-            let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
-            assert!(d < 1e-4, "input {i}: gradient differs by {d}");
-        }
+        assert_same(vars, &ours, &theirs, (1e-5, 1e-4), "fused op");
     }
 
     #[test]
