@@ -121,6 +121,10 @@ pub enum EvalCommand {
         /// With --model: prompts from this Shapes World split (world seed --seed).
         #[arg(long, value_enum, default_value_t = SplitArg::Holdout, conflicts_with = "prompts")]
         split: SplitArg,
+        /// With --model: all scenes, or only the spec's scoring case (one object, static camera,
+        /// flat style, neutral mood) — the quality targets' prompts.
+        #[arg(long, value_enum, default_value_t = ScenesArg::All, conflicts_with = "prompts")]
+        scenes: ScenesArg,
         /// With --model: prompts from a JSON-lines file with caption and labels per line
         /// (`reel data samples` writes it; manifests work too).
         #[arg(long)]
@@ -394,6 +398,24 @@ pub enum SplitArg {
     All,
 }
 
+/// Which Shapes World scenes to draw, besides the split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScenesArg {
+    /// Every scene: one or two objects, any theme, camera, style and mood.
+    All,
+    /// The spec's scoring case: one object, static camera, flat style, neutral mood.
+    Scoring,
+}
+
+impl From<ScenesArg> for reel_data::Scenes {
+    fn from(s: ScenesArg) -> Self {
+        match s {
+            ScenesArg::All => Self::All,
+            ScenesArg::Scoring => Self::Scoring,
+        }
+    }
+}
+
 impl From<SplitArg> for reel_data::Split {
     fn from(s: SplitArg) -> Self {
         match s {
@@ -422,6 +444,10 @@ pub struct WorldArgs {
     /// Which triples objects are drawn from.
     #[arg(long, value_enum, default_value_t = SplitArg::Train)]
     pub split: SplitArg,
+    /// Which scenes: all, or only the spec's scoring case (one object, static camera, flat
+    /// style, neutral mood) that the quality targets are measured on.
+    #[arg(long, value_enum, default_value_t = ScenesArg::All)]
+    pub scenes: ScenesArg,
     /// Seed of the whole data set; clip i of seed s is always the same.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

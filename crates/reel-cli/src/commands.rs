@@ -46,7 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 pub(crate) fn world_config(w: &WorldArgs) -> WorldConfig {
-    WorldConfig { seed: w.seed, width: w.width, height: w.height, frames: w.frames, fps: w.fps, split: w.split.into() }
+    WorldConfig { seed: w.seed, width: w.width, height: w.height, frames: w.frames, fps: w.fps, split: w.split.into(), scenes: w.scenes.into() }
 }
 
 pub(crate) fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {

@@ -16,7 +16,7 @@ use crate::commands::{progress_bar, world_config};
 
 pub fn run(command: EvalCommand, quiet: bool) -> Result<()> {
     match command {
-        EvalCommand::Adherence { manifest, model, split, prompts, samples, seed, steps, out, json, threads, reference, features } => {
+        EvalCommand::Adherence { manifest, model, split, scenes, prompts, samples, seed, steps, out, json, threads, reference, features } => {
             let reference = reference.map(|r| (r, features));
             let manifest = match (manifest, model) {
                 (Some(m), _) => m,
@@ -25,7 +25,7 @@ pub fn run(command: EvalCommand, quiet: bool) -> Result<()> {
                     let prompts = match prompts {
                         Some(file) => read_prompts(&file, samples)?,
                         None => {
-                            let world = ShapesWorld::new(reel_data::WorldConfig { seed, split: split.into(), ..Default::default() })?;
+                            let world = ShapesWorld::new(reel_data::WorldConfig { seed, split: split.into(), scenes: scenes.into(), ..Default::default() })?;
                             (0..samples as u64).map(|i| world.sample(i)).map(|s| Prompt { caption: s.caption, labels: s.labels }).collect()
                         }
                     };

@@ -81,6 +81,23 @@ fn every_output_format_is_written() {
 }
 
 #[test]
+fn scoring_scenes_reach_the_data_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = reel(&["data", "samples", "--count", "12", "--split", "holdout", "--scenes", "scoring"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 12);
+    for l in &lines {
+        let labels = &l["labels"];
+        assert_eq!(labels["objects"].as_array().unwrap().len(), 1, "{l}");
+        assert_eq!((labels["camera"].as_str(), labels["style"].as_str(), labels["mood"].as_str()), (Some("static"), Some("flat"), Some("neutral")), "{l}");
+    }
+    let o = reel(&["data", "samples", "--count", "1", "--scenes", "flat"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("all, scoring"), "{}", stderr(&o));
+}
+
+#[test]
 fn unknown_format_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let o = reel(&["data", "synth", "--out", "x", "--count", "1", "--format", "mkv"], dir.path());

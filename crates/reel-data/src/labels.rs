@@ -241,6 +241,38 @@ impl std::fmt::Display for Split {
     }
 }
 
+/// Which scenes a generator call draws, besides the split's triples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenes {
+    /// Anything the world makes: one or two objects, every theme, camera, style and mood.
+    #[default]
+    All,
+    /// The spec's "Scoring a generated clip" case: one object, static camera, flat style,
+    /// neutral mood (any theme, size and speed). The prompts quality targets are measured on.
+    Scoring,
+}
+
+impl Scenes {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Scoring => "scoring",
+        }
+    }
+}
+
+impl std::str::FromStr for Scenes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            "scoring" => Ok(Self::Scoring),
+            _ => Err(format!("unknown scene set '{s}' (accepted: all, scoring)")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ mod synth;
 mod world;
 
 pub use error::{DataError, Result};
-pub use labels::{is_held_out, triples, Camera, Color, Mood, Motion, ObjectLabels, SceneLabels, Shape, Size, Speed, Split, Style, Theme};
+pub use labels::{is_held_out, triples, Camera, Color, Mood, Motion, ObjectLabels, SceneLabels, Scenes, Shape, Size, Speed, Split, Style, Theme};
 pub use render::render_frame;
 pub use scene::Scene;
 pub use synth::{read_manifest, synthesize, ManifestEntry, SynthOptions, SynthReport, MANIFEST};

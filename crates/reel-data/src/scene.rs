@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{triples, Camera, Color, Motion, Mood, ObjectLabels, SceneLabels, Shape, Size, Speed, Split, Style, Theme};
+use crate::labels::{triples, Camera, Color, Motion, Mood, ObjectLabels, SceneLabels, Scenes, Shape, Size, Speed, Split, Style, Theme};
 use crate::rng::Rng;
 
 /// Minimum Euclidean distance (8-bit RGB) between an object's colour and the background after the mood.
@@ -149,7 +149,7 @@ fn draw_object(rng: &mut Rng, pool: &[(Color, Shape, Motion)], background: [f64;
 }
 
 /// Draws scene `rng` for a canvas of height/width `aspect`, objects from `split`.
-pub(crate) fn draw_scene(rng: &mut Rng, split: Split, aspect: f64) -> Scene {
+pub(crate) fn draw_scene(rng: &mut Rng, split: Split, scenes: Scenes, aspect: f64) -> Scene {
     let pool = match split {
         Split::Train => triples(false),
         Split::Holdout => triples(true),
@@ -160,11 +160,13 @@ pub(crate) fn draw_scene(rng: &mut Rng, split: Split, aspect: f64) -> Scene {
         }
     };
     'scene: loop {
-        let count = if rng.chance(TWO_OBJECT_CHANCE) { 2 } else { 1 };
-        let theme = rng.choose(Theme::ALL);
-        let camera = rng.choose(Camera::ALL);
-        let style = rng.choose(Style::ALL);
-        let mood = rng.choose(Mood::ALL);
+        let (count, theme, camera, style, mood) = match scenes {
+            Scenes::All => {
+                let count = if rng.chance(TWO_OBJECT_CHANCE) { 2 } else { 1 };
+                (count, rng.choose(Theme::ALL), rng.choose(Camera::ALL), rng.choose(Style::ALL), rng.choose(Mood::ALL))
+            }
+            Scenes::Scoring => (1, rng.choose(Theme::ALL), Camera::Static, Style::Flat, Mood::Neutral),
+        };
         let star_seed = rng.next_u64();
         let background = mood.apply(theme.rgb().map(f64::from));
         let mut objects: Vec<PlacedObject> = Vec::with_capacity(count);

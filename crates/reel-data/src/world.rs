@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::caption::caption;
 use crate::error::{DataError, Result};
-use crate::labels::{SceneLabels, Split};
+use crate::labels::{SceneLabels, Scenes, Split};
 use crate::render::{frame_time, render_frame};
 use crate::rng::Rng;
 use crate::scene::{draw_scene, Scene};
@@ -15,7 +15,8 @@ const CAPTION_STREAM: u64 = 2;
 /// Most frames one clip may have.
 pub const MAX_FRAMES: u32 = 100_000;
 
-/// What a generator draws and at what size; `(seed, index, size, frames, fps)` fixes every pixel.
+/// What a generator draws and at what size; `(seed, index, size, frames, fps)` with the split
+/// and scene set fixes every pixel.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorldConfig {
@@ -25,11 +26,13 @@ pub struct WorldConfig {
     pub frames: u32,
     pub fps: Rational,
     pub split: Split,
+    /// `scoring`: only the spec's scoring case (one object, static camera, flat, neutral).
+    pub scenes: Scenes,
 }
 
 impl Default for WorldConfig {
     fn default() -> Self {
-        Self { seed: 0, width: 64, height: 64, frames: 17, fps: Rational::integer(8), split: Split::Train }
+        Self { seed: 0, width: 64, height: 64, frames: 17, fps: Rational::integer(8), split: Split::Train, scenes: Scenes::All }
     }
 }
 
@@ -90,7 +93,7 @@ impl ShapesWorld {
     /// The scene of clip `index`: labels, start places, camera.
     pub fn scene(&self, index: u64) -> Scene {
         let mut rng = Rng::for_item(self.config.seed, SCENE_STREAM, index);
-        draw_scene(&mut rng, self.config.split, self.aspect())
+        draw_scene(&mut rng, self.config.split, self.config.scenes, self.aspect())
     }
 
     /// Caption and labels of clip `index` (no rendering).

@@ -3,7 +3,7 @@
 
 use reel_data::caption::{camera_words, mood_words, motion_words, shape_words, size_words, speed_words, style_words, theme_words};
 use reel_data::scene::{camera_at, world_to_screen, PlacedObject, MIN_CONTRAST};
-use reel_data::{triples, Camera, Mood, ShapesWorld, Size, Speed, Split, Style, WorldConfig};
+use reel_data::{triples, Camera, Mood, Scenes, ShapesWorld, Size, Speed, Split, Style, Theme, WorldConfig};
 
 fn world(split: Split, seed: u64) -> ShapesWorld {
     ShapesWorld::new(WorldConfig { split, seed, ..WorldConfig::default() }).unwrap()
@@ -45,6 +45,29 @@ fn train_never_holds_a_held_out_triple() {
             assert!(!o.is_held_out(), "clip {i} has held-out {o:?}");
         }
     }
+}
+
+/// The scoring scene set is the spec's scoring case and nothing else, still covers every
+/// held-out triple and every theme, and leaves the default scene set as it was (pinned above).
+#[test]
+fn scoring_scenes_are_the_specs_scoring_case() {
+    let w = ShapesWorld::new(WorldConfig { split: Split::Holdout, seed: 3, scenes: Scenes::Scoring, ..WorldConfig::default() }).unwrap();
+    let mut missing: std::collections::HashSet<_> = triples(true).into_iter().collect();
+    let mut themes = std::collections::HashSet::new();
+    for i in 0..600 {
+        let labels = w.sample(i).labels;
+        assert_eq!(labels.objects.len(), 1, "clip {i}: {labels:?}");
+        assert_eq!((labels.camera, labels.style, labels.mood), (Camera::Static, Style::Flat, Mood::Neutral), "clip {i}");
+        assert!(labels.objects[0].is_held_out());
+        missing.remove(&(labels.objects[0].color, labels.objects[0].shape, labels.objects[0].motion));
+        themes.insert(labels.theme);
+    }
+    assert!(missing.is_empty(), "never drawn in 600 scoring clips: {missing:?}");
+    assert_eq!(themes.len(), Theme::ALL.len());
+    let all = world(Split::Holdout, 3);
+    assert!((0..20).any(|i| all.sample(i).labels.objects.len() == 2 || all.sample(i).labels.camera != Camera::Static));
+    assert_eq!("scoring".parse::<Scenes>().unwrap(), Scenes::Scoring);
+    assert!("flat".parse::<Scenes>().unwrap_err().contains("accepted: all, scoring"));
 }
 
 #[test]

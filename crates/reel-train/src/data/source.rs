@@ -189,6 +189,7 @@ fn load_shapes(config: &DataConfig, index: u64, bucket: &Bucket, start: f64) -> 
         frames: config.shapes_frames,
         fps: Rational::approximate(config.shapes_fps).unwrap_or(Rational::integer(8)),
         split: config.split,
+        scenes: reel_data::Scenes::All,
     })
     .map_err(|e| e.to_string())?;
     let duration = shapes_duration(config);
