@@ -6,6 +6,8 @@ use candle_core::{Result, Tensor, Var};
 
 /// `shadow ← decay·shadow + (1 − decay)·weight` after every step, with the usual warm-up
 /// `decay_t = min(decay, (1 + t) / (10 + t))` so early averages are not dominated by the initialisation.
+/// Computed as `shadow + (1 − decay)·(weight − shadow)`, so a weight that does not change (a
+/// frozen one) keeps an average bit-identical to it.
 #[derive(Debug)]
 pub struct Ema {
     decay: f64,
@@ -28,7 +30,7 @@ impl Ema {
         let d = self.decay_now();
         for (name, var) in vars {
             if let Some(s) = self.shadow.get_mut(name) {
-                *s = ((&*s * d)? + (var.as_tensor().detach() * (1.0 - d))?)?;
+                *s = (&*s + ((var.as_tensor().detach() - &*s)? * (1.0 - d))?)?;
             }
         }
         self.updates += 1;
@@ -77,6 +79,19 @@ mod tests {
         assert!((w - 10.0).abs() < 1e-3, "converges to a constant weight: {w}");
         assert_eq!(ema.updates(), 201);
         assert_eq!(ema.decay_now(), 0.9);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unchanged_weight_keeps_an_identical_average() -> Result<()> {
+        let values: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin() * 3.1).collect();
+        let v = Var::new(values.as_slice(), &Device::Cpu)?;
+        let vars: HashMap<String, Var> = [("frozen".to_string(), v)].into();
+        let mut ema = Ema::new(&vars, 0.995)?;
+        for _ in 0..500 {
+            ema.update(&vars)?;
+        }
+        assert_eq!(ema.weights()["frozen"].to_vec1::<f32>()?, values);
         Ok(())
     }
 }
