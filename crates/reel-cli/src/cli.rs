@@ -313,7 +313,7 @@ pub enum ComponentArg {
 pub enum ModelCommand {
     /// List a model's components, classes, parameter counts and dtypes.
     Info {
-        /// A model folder (model_index.json) or one component folder.
+        /// A model folder (model_index.json), one component folder, or shapes-v1 (the bundled model).
         dir: PathBuf,
         /// Print JSON (with every component's config) instead of a table.
         #[arg(long)]
@@ -321,7 +321,7 @@ pub enum ModelCommand {
     },
     /// Run one component on tensors from a safetensors file and write its outputs.
     Run {
-        /// A model folder or one component folder.
+        /// A model folder, one component folder, or shapes-v1 (the bundled model).
         dir: PathBuf,
         #[arg(long, value_enum)]
         component: ComponentArg,

@@ -30,8 +30,8 @@ pub fn run(cli: Cli) -> Result<()> {
             data_synth(&out, &options, quiet)
         }
         Command::Data(DataCommand::Samples { count, start, world }) => data_samples(&world, start, count),
-        Command::Model(ModelCommand::Info { dir, json }) => model_info(&dir, json),
-        Command::Model(ModelCommand::Run { dir, component, inputs, output }) => model_run(&dir, component, &inputs, &output),
+        Command::Model(ModelCommand::Info { dir, json }) => model_info(&model_path(&dir)?, json),
+        Command::Model(ModelCommand::Run { dir, component, inputs, output }) => model_run(&model_path(&dir)?, component, &inputs, &output),
         Command::Train(args) => crate::train::train(args, quiet),
         Command::Data(DataCommand::Cache { input, model, out, width, height, frames, fps, text, max_text_len, shard_size, count }) => {
             crate::train::cache(input, model, &out, [width, height, frames], fps, text, max_text_len, shard_size, count, quiet)
@@ -86,6 +86,14 @@ fn video_sheet(file: &Path, out: &Path, columns: usize, every: u64) -> Result<()
     reel_media::write_png(out, &sheet).with_context(|| format!("writing '{}'", out.display()))?;
     println!("{}", out.display());
     Ok(())
+}
+
+/// `shapes-v1` names the bundled model, unless a folder of that name is here.
+fn model_path(dir: &Path) -> Result<std::path::PathBuf> {
+    if dir == Path::new(crate::generate::BUNDLED) && !dir.exists() {
+        return crate::generate::model_dir(crate::generate::BUNDLED);
+    }
+    Ok(dir.to_path_buf())
 }
 
 fn model_info(dir: &Path, as_json: bool) -> Result<()> {

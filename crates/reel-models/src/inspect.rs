@@ -94,9 +94,10 @@ pub fn inspect(dir: &Path) -> Result<ModelInfo> {
     }
     let mut pipeline = None;
     let mut names: Vec<String> = Vec::new();
+    let mut index = serde_json::Value::Null;
     if index_path.is_file() {
         let text = std::fs::read_to_string(&index_path).map_err(|source| ModelError::Io { path: index_path.clone(), source })?;
-        let index: serde_json::Value = serde_json::from_str(&text)
+        index = serde_json::from_str(&text)
             .map_err(|e| ModelError::InvalidFile { what: "model index", path: index_path.clone(), reason: e.to_string() })?;
         pipeline = index["_class_name"].as_str().map(String::from);
         if let Some(obj) = index.as_object() {
@@ -137,6 +138,13 @@ pub fn inspect(dir: &Path) -> Result<ModelInfo> {
     }
     if components.is_empty() {
         return Err(ModelError::NoWeights { path: dir.to_path_buf() });
+    }
+    // A component whose config names no class (Reel's text encoder, a scheduler) has it in
+    // the index: `name: [library, class]`.
+    for c in &mut components {
+        if c.class_name.is_none() {
+            c.class_name = index[&c.name][1].as_str().map(String::from);
+        }
     }
     Ok(ModelInfo { path: dir.to_path_buf(), pipeline, components })
 }

@@ -68,3 +68,77 @@ fn a_tiny_wan_vae_learns_to_reconstruct() {
     let last = loss().to_scalar::<f32>().unwrap();
     assert!(last < 0.7 * first, "loss went from {first} to {last}");
 }
+
+/// Every variable's current value, as a loader would read it from a file.
+fn snapshot(map: &VarMap) -> std::collections::HashMap<String, Tensor> {
+    map.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().copy().unwrap())).collect()
+}
+
+/// Moves every variable somewhere new, as training does (in place, through `Var::set`).
+fn perturb(map: &VarMap) {
+    for (i, var) in map.all_vars().iter().enumerate() {
+        let t = var.as_tensor();
+        let noise = Tensor::randn(0f32, 0.05, t.shape(), t.device()).unwrap();
+        var.set(&((t * (1.1 + 0.01 * i as f64)).unwrap() + noise).unwrap()).unwrap();
+    }
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// What a model trains is what it exports: after its variables move, a model built on them
+/// computes what a model loaded from their values computes. (A transposed copy of the
+/// transformer's patch-embedding weight, made once at construction, once kept training runs
+/// on their initial patch embedding while the variable moved on unseen, so exported models
+/// did not match the model that had been trained.)
+#[test]
+fn models_follow_their_variables_as_they_train() {
+    use reel_models::text::reel_text::{ReelTextConfig, ReelTextEncoder};
+    use reel_models::wan::{AutoencoderKLWan, WanVaeConfig};
+    let dev = Device::Cpu;
+
+    let cfg = WanTransformerConfig {
+        num_attention_heads: 2, attention_head_dim: 8, in_channels: 4, out_channels: Some(4), text_dim: 8, freq_dim: 16,
+        ffn_dim: 16, num_layers: 1, fps_conditioning: true, ..Default::default()
+    };
+    let map = VarMap::new();
+    let trained = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let xt = Tensor::randn(0f32, 1.0, (1, 4, 2, 4, 4), &dev).unwrap();
+    let text = Tensor::randn(0f32, 1.0, (1, 3, 8), &dev).unwrap();
+    let (timestep, fps) = (Tensor::new(&[500f32], &dev).unwrap(), Tensor::new(&[8f32], &dev).unwrap());
+    let input = WanInput { hidden_states: &xt, timestep: &timestep, encoder_hidden_states: &text, fps: Some(&fps), frame_offset: 0 };
+    let before = trained.forward(&input).unwrap();
+    perturb(&map);
+    let after = trained.forward(&input).unwrap();
+    let loaded = WanTransformer3DModel::new(&cfg, VarBuilder::from_tensors(snapshot(&map), DType::F32, &dev)).unwrap();
+    assert!(max_diff(&before, &after) > 1e-3, "the transformer's output did not change with its weights");
+    assert!(max_diff(&after, &loaded.forward(&input).unwrap()) < 1e-5, "the transformer computes with stale weights");
+
+    let cfg = WanVaeConfig {
+        base_dim: 4, z_dim: 2, dim_mult: vec![1, 2, 2], num_res_blocks: 1, temperal_downsample: vec![false, true],
+        latents_mean: vec![], latents_std: vec![], ..Default::default()
+    };
+    let map = VarMap::new();
+    let trained = AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let x = Tensor::rand(-1f32, 1.0, (1, 3, 9, 8, 8), &dev).unwrap();
+    let run = |vae: &AutoencoderKLWan| vae.decode_unclamped(&vae.encode(&x).unwrap().mean).unwrap();
+    let before = run(&trained);
+    perturb(&map);
+    let after = run(&trained);
+    let loaded = AutoencoderKLWan::new(&cfg, VarBuilder::from_tensors(snapshot(&map), DType::F32, &dev)).unwrap();
+    assert!(max_diff(&before, &after) > 1e-3, "the VAE's output did not change with its weights");
+    assert!(max_diff(&after, &run(&loaded)) < 1e-5, "the VAE computes with stale weights");
+
+    let cfg = ReelTextConfig { vocab_size: 10, hidden_size: 8, num_heads: 2, intermediate_size: 16, max_position_embeddings: 6, ..Default::default() };
+    let map = VarMap::new();
+    let trained = ReelTextEncoder::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let ids = Tensor::new(&[[1u32, 4, 7, 2]], &dev).unwrap();
+    let mask = Tensor::ones((1, 4), DType::U32, &dev).unwrap();
+    let before = trained.forward(&ids, &mask).unwrap();
+    perturb(&map);
+    let after = trained.forward(&ids, &mask).unwrap();
+    let loaded = ReelTextEncoder::new(&cfg, VarBuilder::from_tensors(snapshot(&map), DType::F32, &dev)).unwrap();
+    assert!(max_diff(&before, &after) > 1e-3, "the text encoder's output did not change with its weights");
+    assert!(max_diff(&after, &loaded.forward(&ids, &mask).unwrap()) < 1e-5, "the text encoder computes with stale weights");
+}

@@ -329,7 +329,9 @@ impl WanTransformer3DModel {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: cfg.clone(),
-            patch_weight: patch_weight.t()?.contiguous()?,
+            // Kept as the variable's own view (not a transposed copy), so that a training run's
+            // updates reach the forward pass.
+            patch_weight,
             patch_bias: patch.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?,
             time_embedder: TimestepEmbedding::new(cfg.freq_dim, dim, ce.pp("time_embedder"))?,
             time_proj: linear(dim, 6 * dim, ce.pp("time_proj"))?,
@@ -415,7 +417,7 @@ impl WanTransformer3DModel {
         let dtype = self.patch_weight.dtype();
         // 1. Patch embedding: [B, S, dim].
         let patches = self.patchify(&input.hidden_states.to_dtype(dtype)?)?;
-        let mut x = patches.broadcast_matmul(&self.patch_weight)?.broadcast_add(&self.patch_bias)?;
+        let mut x = patches.broadcast_matmul(&self.patch_weight.t()?)?.broadcast_add(&self.patch_bias)?;
         // 2. Conditions: time [B, dim] and its six modulation vectors [B, 6, dim]; text [B, L, dim].
         let temb = self.time_embedding(input)?;
         let time = self.time_proj.forward(&temb.silu()?)?.reshape((b, 6, dim))?;
