@@ -253,26 +253,6 @@ pub enum Scenes {
     Scoring,
 }
 
-impl Scenes {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::All => "all",
-            Self::Scoring => "scoring",
-        }
-    }
-}
-
-impl std::str::FromStr for Scenes {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "all" => Ok(Self::All),
-            "scoring" => Ok(Self::Scoring),
-            _ => Err(format!("unknown scene set '{s}' (accepted: all, scoring)")),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
