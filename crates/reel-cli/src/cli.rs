@@ -518,6 +518,10 @@ pub enum DataCommand {
         /// Shapes World clips to cache (without INPUT).
         #[arg(long, default_value_t = 256)]
         count: u64,
+        /// Shapes World: share of clips from the scoring case (one object, static camera, flat
+        /// style, neutral mood) rather than every kind of scene (a config's `data.scoring_share`).
+        #[arg(long, default_value_t = 0.0)]
+        scoring_share: f64,
     },
 }
 

@@ -101,13 +101,20 @@ pub fn cache(
     max_text_len: usize,
     shard_size: usize,
     count: u64,
+    scoring_share: f64,
     quiet: bool,
 ) -> Result<()> {
     let bucket = Bucket { width, height, frames, batch_size: 1, weight: 1.0 };
     reel_media::check_size(width, height)?;
+    if !(0.0..=1.0).contains(&scoring_share) {
+        anyhow::bail!("--scoring-share {scoring_share}: a share in [0, 1] (0: every kind of scene, 1: the scoring case only)");
+    }
+    if scoring_share > 0.0 && input.is_some() {
+        anyhow::bail!("--scoring-share picks Shapes World scenes; it does not apply to a folder of videos (drop INPUT or the flag)");
+    }
     let source = if input.is_some() { SourceKind::Videos } else { SourceKind::Shapes };
     let data: DataConfig = serde_json::from_value(json!({
-        "source": source, "path": input, "fps": fps, "buckets": [bucket],
+        "source": source, "path": input, "fps": fps, "buckets": [bucket], "scoring_share": scoring_share,
     }))?;
     let job = reel_train::cache::CacheJob { data, bucket, model, with_text: text, max_text_len, shard_size, count: Some(count) };
     let bar = crate::commands::progress_bar(0, "encoding", quiet);

@@ -227,6 +227,25 @@ every = 30
     let made = ok(&["data", "cache", "--model", vae_model.to_str().unwrap(), "--out", cache.to_str().unwrap(), "--width", "32", "--height", "32", "--frames", "9", "--count", "12", "--shard-size", "5"]);
     assert_eq!(made["entries"], 12);
     assert_eq!(made["shards"], 3);
+    // --scoring-share 1: every cached clip is a one-object, static, flat, neutral scene; a
+    // share outside [0, 1] is refused before anything is written.
+    let scoring = dir.path().join("scoring-cache");
+    let args = |share: &str| -> Vec<String> {
+        ["data", "cache", "--model", vae_model.to_str().unwrap(), "--out", scoring.to_str().unwrap(), "--width", "32", "--height", "32", "--frames", "9", "--count", "12", "--scoring-share", share]
+            .map(String::from)
+            .to_vec()
+    };
+    let refused = reel(&args("1.5").iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--scoring-share 1.5"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!scoring.exists());
+    ok(&args("1").iter().map(String::as_str).collect::<Vec<_>>());
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(scoring.join("index.json")).unwrap()).unwrap();
+    let captions: Vec<&str> = index["entries"].as_array().unwrap().iter().map(|e| e["caption"].as_str().unwrap()).collect();
+    assert_eq!(captions.len(), 12);
+    for c in captions {
+        assert!(![" and ", "pans", "zooms", "pixel", "outlined", "line-art", "gloomy", "dark", "cheerful", "bright"].iter().any(|w| c.contains(w)), "{c}");
+    }
     let text = smoke_with_data(&format!("[data]\nsource = \"cache\"\npath = \"{}\"\n[[data.buckets]]\nwidth = 32\nheight = 32\nframes = 9\nbatch_size = 4\n", cache.display()), 4);
     let start = text.find("[model.vae]").unwrap();
     let end = text.find("# A fresh reel-text").unwrap();

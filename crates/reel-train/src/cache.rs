@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Bucket;
@@ -328,6 +329,9 @@ impl Drop for CacheWriter {
     }
 }
 
+/// Clips encoded together by [`build`].
+const ENCODE_BATCH: usize = 8;
+
 /// What `reel data cache` encodes.
 #[derive(Clone, Debug)]
 pub struct CacheJob {
@@ -386,30 +390,45 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
     }
     let total = items.len() as u64;
     progress(start, total);
-    for (n, &item) in items.iter().enumerate().skip(start as usize) {
+    // Chunks of clips: loaded (rendered or decoded) in parallel, encoded as one batch, added
+    // in order — the same entries as one at a time, several times faster.
+    let todo: Vec<(usize, u64)> = items.iter().copied().enumerate().skip(start as usize).collect();
+    for chunk in todo.chunks(ENCODE_BATCH) {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(TrainError::CacheInterrupted { done: writer.saved_items(), total, partial: CacheWriter::partial_dir(out) });
         }
-        let done = n as u64 + 1;
-        match dataset.load(item, &job.bucket, item, &data, 0) {
-            Ok(ex) => {
-                let crate::data::ExamplePayload::Pixels(p) = ex.payload else { unreachable!("folders give pixels") };
-                let b = job.bucket;
-                let x = Tensor::from_vec(p, (1, 3, b.frames as usize, b.height as usize, b.width as usize), &dev)?;
-                let post = vae.encode(&x)?;
-                let emb = match &text {
-                    Some((enc, tok, _)) => Some(reel_pipelines::encode_prompts(enc.as_ref(), tok, &[ex.caption.as_str()], job.max_text_len, &dev)?.squeeze(0)?),
-                    None => None,
-                };
-                writer.advance(done);
-                writer.add(&post.mean.squeeze(0)?, &post.logvar.squeeze(0)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item))?;
+        let loaded: Vec<_> = chunk.par_iter().map(|&(_, item)| dataset.load(item, &job.bucket, item, &data, 0)).collect();
+        let b = job.bucket;
+        let pixels = loaded
+            .iter()
+            .filter_map(|l| l.as_ref().ok())
+            .map(|ex| {
+                let crate::data::ExamplePayload::Pixels(p) = &ex.payload else { unreachable!("folders give pixels") };
+                Tensor::from_slice(p, (1, 3, b.frames as usize, b.height as usize, b.width as usize), &dev)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let post = if pixels.is_empty() { None } else { Some(vae.encode(&Tensor::cat(&pixels, 0)?)?) };
+        let mut k = 0;
+        for (&(n, item), l) in chunk.iter().zip(loaded) {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(TrainError::CacheInterrupted { done: writer.saved_items(), total, partial: CacheWriter::partial_dir(out) });
             }
-            Err(reason) => {
-                writer.advance(done);
-                writer.skip(crate::data::Skipped { path: dataset.describe(item), reason });
+            let done = n as u64 + 1;
+            writer.advance(done);
+            match l {
+                Ok(ex) => {
+                    let post = post.as_ref().expect("a loaded clip was encoded");
+                    let emb = match &text {
+                        Some((enc, tok, _)) => Some(reel_pipelines::encode_prompts(enc.as_ref(), tok, &[ex.caption.as_str()], job.max_text_len, &dev)?.squeeze(0)?),
+                        None => None,
+                    };
+                    writer.add(&post.mean.get(k)?, &post.logvar.get(k)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item))?;
+                    k += 1;
+                }
+                Err(reason) => writer.skip(crate::data::Skipped { path: dataset.describe(item), reason }),
             }
+            progress(done, total);
         }
-        progress(done, total);
     }
     writer.finish()
 }

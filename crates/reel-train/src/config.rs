@@ -113,6 +113,11 @@ pub struct DataConfig {
     /// Probability of a horizontal flip (which also swaps left and right in the caption).
     #[serde(default)]
     pub flip: f64,
+    /// Shapes World: share of clips drawn from the spec's scoring case (one object, static
+    /// camera, flat style, neutral mood) rather than from every kind of scene; which clips is
+    /// fixed by `shapes_seed` and the clip's index.
+    #[serde(default)]
+    pub scoring_share: f64,
     /// Brightness/contrast/saturation jitter amplitude (0.05 = ±5%); hue is never changed.
     #[serde(default)]
     pub color_jitter: f64,
@@ -429,7 +434,11 @@ impl RunConfig {
         if !(self.train.foreground_weight >= 1.0 && self.train.foreground_weight.is_finite()) {
             return Err(format!("train.foreground_weight {}: must be at least 1 (1 weighs all pixels alike)", self.train.foreground_weight));
         }
-        for (name, p) in [("train.condition_dropout", self.train.condition_dropout), ("data.flip", self.data.flip)] {
+        for (name, p) in [
+            ("train.condition_dropout", self.train.condition_dropout),
+            ("data.flip", self.data.flip),
+            ("data.scoring_share", self.data.scoring_share),
+        ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} {p}: a probability in [0, 1]"));
             }
@@ -521,6 +530,7 @@ steps = 10
             ("width = 32", "width = 33", "33"),
             ("[train]", "[train]\nprecision = \"bf16\"", "bf16"),
             ("[train]", "[train]\ncondition_dropout = 1.5", "condition_dropout"),
+            ("source = \"shapes\"", "source = \"shapes\"\nscoring_share = -0.1", "data.scoring_share"),
             ("source = \"shapes\"", "source = \"videos\"", "data.path"),
         ] {
             let err = parse(&MINIMAL.replace(from, to)).unwrap_err().to_string();

@@ -75,3 +75,27 @@ fn an_interrupted_cache_continues_where_it_stopped() {
     assert_eq!(a.index(), b.index());
     assert_eq!(latents(&a), latents(&b));
 }
+
+#[test]
+fn clips_encoded_in_batches_match_clips_encoded_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_vae(dir.path());
+    let out = dir.path().join("cache");
+    let job = job(&model, 11);
+    build(&job, &out, &AtomicBool::new(false), |_, _| {}).unwrap();
+    let cached = latents(&LatentCache::open(&out).unwrap());
+    let vae = reel_models::load_wan_vae(&model.join("vae"), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    let mut data = job.data.clone();
+    data.random_crop = false; // as the cache loads clips
+    let dataset = reel_train::data::Dataset::open(&data).unwrap();
+    let b = job.bucket;
+    for (i, got) in cached.iter().enumerate() {
+        let ex = dataset.load(i as u64, &b, i as u64, &data, 0).unwrap();
+        let reel_train::data::ExamplePayload::Pixels(p) = ex.payload else { panic!("Shapes World gives pixels") };
+        let x = candle_core::Tensor::from_vec(p, (1, 3, b.frames as usize, b.height as usize, b.width as usize), &candle_core::Device::Cpu).unwrap();
+        let alone: Vec<f32> = vae.encode(&x).unwrap().mean.flatten_all().unwrap().to_vec1().unwrap();
+        let worst = alone.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "clip {i}: {worst}");
+    }
+}
+

@@ -15,6 +15,8 @@ use crate::config::{Bucket, DataConfig, SourceKind};
 use crate::error::{Result, TrainError};
 
 const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "avi", "gif", "webm", "mkv"];
+/// The draw that picks a clip's kind of scene (`data.scoring_share`).
+const SCENES_STREAM: u64 = 0x5ce7;
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 
 /// A file that could not be used, and why.
@@ -181,6 +183,15 @@ fn fps_for(item: &Item, bucket: &Bucket, rates: &[f64]) -> Option<f64> {
     choose_fps(rates, bucket.frames, item.duration(), item.fps, item.frames)
 }
 
+/// Which kind of scene Shapes World clip `index` is drawn from (`data.scoring_share`).
+fn scenes_of(config: &DataConfig, index: u64) -> reel_data::Scenes {
+    if config.scoring_share > 0.0 && noise::uniform(noise::key(config.shapes_seed, SCENES_STREAM), index) < config.scoring_share {
+        reel_data::Scenes::Scoring
+    } else {
+        reel_data::Scenes::All
+    }
+}
+
 fn load_shapes(config: &DataConfig, index: u64, bucket: &Bucket, start: f64) -> std::result::Result<(Vec<Frame>, String, f64), String> {
     let world = ShapesWorld::new(WorldConfig {
         seed: config.shapes_seed,
@@ -189,7 +200,7 @@ fn load_shapes(config: &DataConfig, index: u64, bucket: &Bucket, start: f64) -> 
         frames: config.shapes_frames,
         fps: Rational::approximate(config.shapes_fps).unwrap_or(Rational::integer(8)),
         split: config.split,
-        scenes: reel_data::Scenes::All,
+        scenes: scenes_of(config, index),
     })
     .map_err(|e| e.to_string())?;
     let duration = shapes_duration(config);
@@ -384,5 +395,28 @@ mod tests {
         std::fs::write(&csv, "caption,path\n\"a, b\",x.mp4\n").unwrap();
         let got = read_captions(&csv, &mut skipped).unwrap();
         assert_eq!(got, vec![(dir.path().join("x.mp4"), "a, b".to_string())]);
+    }
+
+    #[test]
+    fn scoring_share_draws_that_share_of_clips_from_the_scoring_case() {
+        let config = |share: f64| -> DataConfig {
+            serde_json::from_value(serde_json::json!({
+                "source": "shapes", "scoring_share": share,
+                "buckets": [{ "width": 32, "height": 32, "frames": 1, "batch_size": 1 }],
+            }))
+            .unwrap()
+        };
+        let bucket = Bucket { width: 32, height: 32, frames: 1, batch_size: 1, weight: 1.0 };
+        // Words only other kinds of scene put in a caption: a second object, a camera motion,
+        // a style, a mood.
+        let busy = |c: &str| [" and ", "pans", "zooms", "pixel", "outlined", "line-art", "gloomy", "dark", "cheerful", "bright"].iter().any(|w| c.contains(w));
+        let captions = |share: f64| (0..80).map(|i| load_shapes(&config(share), i, &bucket, 0.0).unwrap().1).collect::<Vec<_>>();
+        let busy_share = |share: f64| captions(share).iter().filter(|c| busy(c)).count();
+        assert_eq!(busy_share(1.0), 0, "every clip is a scoring-case clip");
+        let all = busy_share(0.0);
+        assert!(all > 50, "most clips of every kind of scene say more ({all} of 80)");
+        let half = busy_share(0.5);
+        assert!(half > 15 && half < all - 15, "half the clips come from the scoring case ({half} vs {all} of 80)");
+        assert_eq!(captions(0.5), captions(0.5), "the draw is fixed by the seed and index");
     }
 }
