@@ -290,7 +290,8 @@ pub enum TrainCommand {
         #[arg(long)]
         raw: bool,
         /// VAE runs: clips of the run's data to measure the latents' per-channel mean and std on
-        /// (written as latents_mean / latents_std; 0 leaves them empty).
+        /// (written as latents_mean / latents_std; 0 leaves them empty). A run that froze the
+        /// encoder of a VAE with statistics keeps them.
         #[arg(long, default_value_t = 64)]
         latent_stats: usize,
     },

@@ -222,6 +222,23 @@ every = 30
     assert_eq!((means.len(), stds.len()), (vae_config["z_dim"].as_u64().unwrap() as usize, means.len()));
     assert!(stds.iter().all(|s| s.as_f64().unwrap() > 0.0) && means.iter().any(|m| m.as_f64().unwrap() != 0.0), "{vae_config}");
 
+    // A decoder-only run from that VAE (encoder frozen) exports the statistics it started with.
+    let decoder_cfg = write_config(
+        dir.path(),
+        "decoder.toml",
+        &format!(
+            "task = \"vae\"\nseed = 3\n[model]\nfrom = \"{}\"\n[data]\nsource = \"shapes\"\n[[data.buckets]]\nwidth = 32\nheight = 32\nframes = 5\nbatch_size = 1\n\
+             [optimizer]\nlr = 1e-2\n[train]\nsteps = 2\nfreeze = [\"vae.encoder.*\", \"vae.quant_conv.*\"]\n[validation]\nevery = 0\n",
+            vae_model.display()
+        ),
+    );
+    let decoder_run = dir.path().join("decoder-run");
+    ok(&["train", decoder_cfg.to_str().unwrap(), "--out", decoder_run.to_str().unwrap()]);
+    let decoder_model = dir.path().join("decoder-model");
+    ok(&["train", "export", decoder_run.to_str().unwrap(), decoder_model.to_str().unwrap(), "--latent-stats", "8"]);
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(decoder_model.join("vae/config.json")).unwrap()).unwrap();
+    assert_eq!((&kept["latents_mean"], &kept["latents_std"]), (&vae_config["latents_mean"], &vae_config["latents_std"]));
+
     // Cache Shapes World clips with that VAE, then train a transformer from the cache.
     let cache = dir.path().join("cache");
     let made = ok(&["data", "cache", "--model", vae_model.to_str().unwrap(), "--out", cache.to_str().unwrap(), "--width", "32", "--height", "32", "--frames", "9", "--count", "12", "--shard-size", "5"]);

@@ -621,7 +621,8 @@ fn keyframe_input(xt: &Tensor, x0: &Tensor, keyframes: &[i64]) -> Result<Tensor>
 
 /// Loads a run's config and newest checkpoint and writes a diffusers-layout model directory
 /// (EMA weights when the run keeps an EMA, unless `raw`). A VAE run's export also gets its
-/// latent statistics, measured on `latent_clips` clips of its data (0: none).
+/// latent statistics, measured on `latent_clips` clips of its data (0: none), unless the run
+/// froze the encoder of a VAE that had them: those are kept.
 pub fn export(run: &Path, out: &Path, raw: bool, latent_clips: usize) -> Result<PathBuf> {
     let text = std::fs::read_to_string(run.join(CONFIG_RESOLVED))
         .map_err(|_| TrainError::RunDir { dir: run.to_path_buf(), reason: format!("no {CONFIG_RESOLVED}: not a run directory") })?;
@@ -636,7 +637,12 @@ pub fn export(run: &Path, out: &Path, raw: bool, latent_clips: usize) -> Result<
         weights.extend(ck.group("ema"));
     }
     models.export(&cfg, &weights, out)?;
-    if cfg.task == Task::Vae && latent_clips > 0 {
+    // A run that never trained the encoder keeps the statistics it started with: the latents
+    // did not change, and a transformer may have been trained with exactly those numbers.
+    let encoder: Vec<&String> = weights.keys().filter(|n| n.starts_with("vae.encoder.") || n.starts_with("vae.quant_conv.")).collect();
+    let encoder_frozen = !encoder.is_empty() && cfg.stages().iter().all(|s| encoder.iter().all(|n| s.freeze.iter().any(|f| glob(f, n))));
+    let has_stats = !models.vae.config().latents_mean.is_empty();
+    if cfg.task == Task::Vae && latent_clips > 0 && !(encoder_frozen && has_stats) {
         let result = write_latent_stats(&cfg, out, latent_clips);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(out);
