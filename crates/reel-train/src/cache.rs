@@ -329,8 +329,8 @@ impl Drop for CacheWriter {
     }
 }
 
-/// Clips encoded together by [`build`].
-const ENCODE_BATCH: usize = 8;
+/// Clips [`build`] loads and encodes at once, one per thread.
+const PARALLEL_CLIPS: usize = 4;
 
 /// What `reel data cache` encodes.
 #[derive(Clone, Debug)]
@@ -390,40 +390,40 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
     }
     let total = items.len() as u64;
     progress(start, total);
-    // Chunks of clips: loaded (rendered or decoded) in parallel, encoded as one batch, added
-    // in order — the same entries as one at a time, several times faster.
+    // Chunks of clips, each loaded (rendered or decoded) and encoded on its own thread, then
+    // added in order: the same entries as one after another, on every core. (One batch of
+    // several clips was slower: the encoder's buffers grow past what the allocator keeps.)
     let todo: Vec<(usize, u64)> = items.iter().copied().enumerate().skip(start as usize).collect();
-    for chunk in todo.chunks(ENCODE_BATCH) {
+    for chunk in todo.chunks(PARALLEL_CLIPS) {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(TrainError::CacheInterrupted { done: writer.saved_items(), total, partial: CacheWriter::partial_dir(out) });
         }
-        let loaded: Vec<_> = chunk.par_iter().map(|&(_, item)| dataset.load(item, &job.bucket, item, &data, 0)).collect();
         let b = job.bucket;
-        let pixels = loaded
-            .iter()
-            .filter_map(|l| l.as_ref().ok())
-            .map(|ex| {
-                let crate::data::ExamplePayload::Pixels(p) = &ex.payload else { unreachable!("folders give pixels") };
-                Tensor::from_slice(p, (1, 3, b.frames as usize, b.height as usize, b.width as usize), &dev)
+        let encoded: Vec<std::result::Result<Result<(Example, Tensor, Tensor)>, String>> = chunk
+            .par_iter()
+            .map(|&(_, item)| {
+                dataset.load(item, &job.bucket, item, &data, 0).map(|ex| {
+                    let crate::data::ExamplePayload::Pixels(p) = &ex.payload else { unreachable!("folders give pixels") };
+                    let x = Tensor::from_slice(p, (1, 3, b.frames as usize, b.height as usize, b.width as usize), &dev)?;
+                    let post = vae.encode(&x)?;
+                    Ok((ex, post.mean.squeeze(0)?, post.logvar.squeeze(0)?))
+                })
             })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let post = if pixels.is_empty() { None } else { Some(vae.encode(&Tensor::cat(&pixels, 0)?)?) };
-        let mut k = 0;
-        for (&(n, item), l) in chunk.iter().zip(loaded) {
+            .collect();
+        for (&(n, item), l) in chunk.iter().zip(encoded) {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(TrainError::CacheInterrupted { done: writer.saved_items(), total, partial: CacheWriter::partial_dir(out) });
             }
             let done = n as u64 + 1;
             writer.advance(done);
             match l {
-                Ok(ex) => {
-                    let post = post.as_ref().expect("a loaded clip was encoded");
+                Ok(encoded) => {
+                    let (ex, mean, logvar) = encoded?;
                     let emb = match &text {
                         Some((enc, tok, _)) => Some(reel_pipelines::encode_prompts(enc.as_ref(), tok, &[ex.caption.as_str()], job.max_text_len, &dev)?.squeeze(0)?),
                         None => None,
                     };
-                    writer.add(&post.mean.get(k)?, &post.logvar.get(k)?, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item))?;
-                    k += 1;
+                    writer.add(&mean, &logvar, emb.as_ref(), &ex.caption, ex.fps, &dataset.describe(item))?;
                 }
                 Err(reason) => writer.skip(crate::data::Skipped { path: dataset.describe(item), reason }),
             }
