@@ -17,8 +17,11 @@ use crate::error::{Result, TrainError};
 
 pub const INDEX: &str = "index.json";
 const FORMAT: &str = "reel-latent-cache/1";
-/// Loaded shards kept in memory.
-const SHARDS_IN_MEMORY: usize = 4;
+/// Bytes of loaded shards kept in memory (the least recently used go first; the newest always
+/// stays). Batches draw clips from all over a cache, so a cache that fits is read from disk
+/// once: with four shards kept, a 47-shard cache of 64x64x17 clips reloaded a 10 MB shard for
+/// nearly every clip drawn, and a transformer step took 0.83 s instead of 0.56 s.
+const SHARD_MEMORY: usize = 2 << 30;
 
 /// 64-bit FNV-1a of `bytes`.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
@@ -156,10 +159,11 @@ impl LatentCache {
         let tensors = Arc::new(
             candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| TrainError::Cache { path: path.clone(), reason: e.to_string() })?,
         );
-        if loaded.len() >= SHARDS_IN_MEMORY {
+        loaded.push((i, tensors.clone()));
+        let bytes = |s: &Shard| s.values().map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum::<usize>();
+        while loaded.len() > 1 && loaded.iter().map(|(_, s)| bytes(s)).sum::<usize>() > SHARD_MEMORY {
             loaded.remove(0);
         }
-        loaded.push((i, tensors.clone()));
         Ok(tensors)
     }
 

@@ -99,3 +99,20 @@ fn clips_encoded_in_batches_match_clips_encoded_alone() {
     }
 }
 
+
+#[test]
+fn a_cache_that_fits_in_memory_is_read_from_disk_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_vae(dir.path());
+    let out = dir.path().join("cache");
+    build(&job(&model, 21), &out, &AtomicBool::new(false), |_, _| {}).unwrap();
+    let cache = LatentCache::open(&out).unwrap();
+    let first = latents(&cache);
+    // Seven shards of three clips: all stay loaded, so the files are no longer needed.
+    let shards: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    assert_eq!(shards.len(), 7);
+    for s in &shards {
+        std::fs::remove_file(s).unwrap();
+    }
+    assert_eq!(latents(&cache), first);
+}
