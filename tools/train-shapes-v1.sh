@@ -8,11 +8,15 @@
 # Steps: 1. the VAE (configs/shapes-v1/vae.toml) → runs/shapes-v1-vae
 #        2. its export with latent statistics   → runs/shapes-v1-vae-model
 #        3. a latent cache of train-split clips  → runs/shapes-v1-cache
-#        4. transformer + text encoder (configs/shapes-v1/transformer.toml) → runs/shapes-v1-transformer
-#        5. the VAE decoder's second stage on 17-frame clips, encoder frozen
-#           (configs/shapes-v1/vae-decoder.toml) → runs/shapes-v1-vae-decoder; steps 4 and 5
-#           only share the (fixed) encoder, so 5 may run beside 4
-#        6. the export                           → models/shapes-v1, with step 5's weights under
+#        4. transformer + text encoder (configs/shapes-v1/transformer.toml) → runs/shapes-v1-transformer,
+#           exported                             → runs/shapes-v1-transformer-model
+#        5. a second latent cache, half of its clips from the scoring case → runs/shapes-v1-cache-mix
+#        6. the transformer's second stage on it (configs/shapes-v1/transformer-2.toml)
+#                                                → runs/shapes-v1-transformer-2
+#        7. the VAE decoder's second stage on 17-frame clips, encoder frozen
+#           (configs/shapes-v1/vae-decoder.toml) → runs/shapes-v1-vae-decoder; it shares only
+#           the (fixed) encoder with steps 4-6, so it may run beside them
+#        8. the export                           → models/shapes-v1, with step 7's weights under
 #           step 2's VAE config (its latent statistics are the ones the transformer learnt with)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +37,12 @@ train configs/shapes-v1/vae.toml runs/shapes-v1-vae
 [ -f runs/shapes-v1-cache/index.json ] || "$reel" data cache --model runs/shapes-v1-vae-model --out runs/shapes-v1-cache \
     --width 64 --height 64 --frames 17 --fps 8 --fps 16 --count "$CACHE_CLIPS"
 train configs/shapes-v1/transformer.toml runs/shapes-v1-transformer
+[ -f runs/shapes-v1-transformer-model/model_index.json ] || "$reel" train export runs/shapes-v1-transformer runs/shapes-v1-transformer-model
+[ -f runs/shapes-v1-cache-mix/index.json ] || "$reel" data cache --model runs/shapes-v1-vae-model --out runs/shapes-v1-cache-mix \
+    --width 64 --height 64 --frames 17 --fps 8 --fps 16 --count "${CACHE_MIX_CLIPS:-12000}" --scoring-share 0.5
+train configs/shapes-v1/transformer-2.toml runs/shapes-v1-transformer-2
 train configs/shapes-v1/vae-decoder.toml runs/shapes-v1-vae-decoder
 [ -f runs/shapes-v1-vae-decoder-model/model_index.json ] || "$reel" train export runs/shapes-v1-vae-decoder runs/shapes-v1-vae-decoder-model --latent-stats 0
-"$reel" train export runs/shapes-v1-transformer models/shapes-v1
+"$reel" train export runs/shapes-v1-transformer-2 models/shapes-v1
 cp runs/shapes-v1-vae-decoder-model/vae/diffusion_pytorch_model.safetensors models/shapes-v1/vae/
 du -sh models/shapes-v1
