@@ -20,7 +20,7 @@ const FORMAT: &str = "reel-latent-cache/1";
 /// Bytes of loaded shards kept in memory (the least recently used go first; the newest always
 /// stays). Batches draw clips from all over a cache, so a cache that fits is read from disk
 /// once: with four shards kept, a 47-shard cache of 64x64x17 clips reloaded a 10 MB shard for
-/// nearly every clip drawn, and a transformer step took 0.83 s instead of 0.56 s.
+/// nearly every clip drawn, and a transformer step took 0.83 s instead of 0.56–0.72 s.
 const SHARD_MEMORY: usize = 2 << 30;
 
 /// 64-bit FNV-1a of `bytes`.
@@ -96,7 +96,8 @@ type Shard = Arc<HashMap<String, Tensor>>;
 pub struct LatentCache {
     dir: PathBuf,
     index: CacheIndex,
-    loaded: Mutex<Vec<(usize, Shard)>>,
+    /// Loaded shards, least recently used first: index, tensors, bytes.
+    loaded: Mutex<Vec<(usize, Shard, usize)>>,
 }
 
 impl LatentCache {
@@ -149,7 +150,7 @@ impl LatentCache {
 
     fn shard(&self, i: usize) -> Result<Shard> {
         let mut loaded = self.loaded.lock().expect("cache lock");
-        if let Some(pos) = loaded.iter().position(|(s, _)| *s == i) {
+        if let Some(pos) = loaded.iter().position(|(s, _, _)| *s == i) {
             let hit = loaded.remove(pos);
             let tensors = hit.1.clone();
             loaded.push(hit);
@@ -159,10 +160,11 @@ impl LatentCache {
         let tensors = Arc::new(
             candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| TrainError::Cache { path: path.clone(), reason: e.to_string() })?,
         );
-        loaded.push((i, tensors.clone()));
-        let bytes = |s: &Shard| s.values().map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum::<usize>();
-        while loaded.len() > 1 && loaded.iter().map(|(_, s)| bytes(s)).sum::<usize>() > SHARD_MEMORY {
-            loaded.remove(0);
+        let bytes = tensors.values().map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum();
+        loaded.push((i, tensors.clone(), bytes));
+        let mut kept: usize = loaded.iter().map(|l| l.2).sum();
+        while loaded.len() > 1 && kept > SHARD_MEMORY {
+            kept -= loaded.remove(0).2;
         }
         Ok(tensors)
     }
@@ -395,8 +397,8 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
     let total = items.len() as u64;
     progress(start, total);
     // Chunks of clips, each loaded (rendered or decoded) and encoded on its own thread, then
-    // added in order: the same entries as one after another, on every core. (One batch of
-    // several clips was slower: the encoder's buffers grow past what the allocator keeps.)
+    // added in order: the same entries as one after another, on every core (one batch of
+    // several clips was slower than either; BENCHMARKS.md).
     let todo: Vec<(usize, u64)> = items.iter().copied().enumerate().skip(start as usize).collect();
     for chunk in todo.chunks(PARALLEL_CLIPS) {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {

@@ -77,7 +77,7 @@ fn an_interrupted_cache_continues_where_it_stopped() {
 }
 
 #[test]
-fn clips_encoded_in_batches_match_clips_encoded_alone() {
+fn clips_encoded_in_parallel_match_clips_encoded_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_vae(dir.path());
     let out = dir.path().join("cache");
