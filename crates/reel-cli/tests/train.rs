@@ -238,6 +238,15 @@ every = 30
     ok(&["train", "export", decoder_run.to_str().unwrap(), decoder_model.to_str().unwrap(), "--latent-stats", "8"]);
     let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(decoder_model.join("vae/config.json")).unwrap()).unwrap();
     assert_eq!((&kept["latents_mean"], &kept["latents_std"]), (&vae_config["latents_mean"], &vae_config["latents_std"]));
+    // The frozen encoder came through unchanged (its posterior is cut from the graph); the
+    // decoder trained.
+    let load = |m: &std::path::Path| candle_core::safetensors::load(m.join("vae/diffusion_pytorch_model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let (before, after) = (load(&vae_model), load(&decoder_model));
+    let same = |name: &str| before[name].flatten_all().unwrap().to_vec1::<f32>().unwrap() == after[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let encoder: Vec<&String> = before.keys().filter(|k| k.starts_with("encoder.") || k.starts_with("quant_conv.")).collect();
+    let decoder: Vec<&String> = before.keys().filter(|k| k.starts_with("decoder.")).collect();
+    assert!(!encoder.is_empty() && encoder.iter().all(|k| same(k)), "the frozen encoder changed");
+    assert!(decoder.iter().any(|k| !same(k)), "the decoder did not train");
 
     // Cache Shapes World clips with that VAE, then train a transformer from the cache.
     let cache = dir.path().join("cache");

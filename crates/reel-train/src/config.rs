@@ -227,6 +227,12 @@ pub struct TrainConfig {
     /// Share of captions replaced by the empty prompt (for classifier-free guidance).
     #[serde(default = "default_dropout")]
     pub condition_dropout: f64,
+    /// Weight of a second term in the transformer's loss: the mean square of the error's
+    /// change from one latent frame to the next. 0 (the default) is plain flow matching; a
+    /// positive weight makes errors that vary over time — motion — cost more than errors
+    /// every frame shares (colour, background).
+    #[serde(default)]
+    pub temporal_weight: f64,
     /// Logit-normal timestep sampling: `σ = shift(sigmoid(mean + std·n))`.
     #[serde(default)]
     pub timestep_mean: f64,
@@ -446,6 +452,9 @@ impl RunConfig {
         if !(0.0..0.5).contains(&self.data.color_jitter) {
             return Err(format!("data.color_jitter {}: must be in [0, 0.5)", self.data.color_jitter));
         }
+        if !(self.train.temporal_weight >= 0.0 && self.train.temporal_weight.is_finite()) {
+            return Err(format!("train.temporal_weight {}: must be 0 (off) or positive", self.train.temporal_weight));
+        }
         if self.train.timestep_std <= 0.0 || self.train.timestep_shift <= 0.0 {
             return Err("train.timestep_std and train.timestep_shift must be positive".into());
         }
@@ -530,6 +539,7 @@ steps = 10
             ("width = 32", "width = 33", "33"),
             ("[train]", "[train]\nprecision = \"bf16\"", "bf16"),
             ("[train]", "[train]\ncondition_dropout = 1.5", "condition_dropout"),
+            ("[train]", "[train]\ntemporal_weight = -1.0", "train.temporal_weight"),
             ("source = \"shapes\"", "source = \"shapes\"\nscoring_share = -0.1", "data.scoring_share"),
             ("source = \"shapes\"", "source = \"videos\"", "data.path"),
         ] {

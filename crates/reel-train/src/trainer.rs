@@ -63,6 +63,24 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
+/// The mean square of an error's change from one latent frame to the next (`err`:
+/// `[B, C, F, H, W]`); zero for a single frame. An error that is the same in every frame (a
+/// wrong colour or background) adds nothing; one that changes over time (an object in the
+/// wrong place in some frames: wrong motion) adds up to four times its mean square.
+fn temporal_difference_mse(err: &Tensor) -> Result<Tensor> {
+    let frames = err.dim(2)?;
+    if frames < 2 {
+        return Ok(err.zeros_like()?.mean_all()?);
+    }
+    let change = (err.narrow(2, 1, frames - 1)? - err.narrow(2, 0, frames - 1)?)?;
+    Ok(change.sqr()?.mean_all()?)
+}
+
+/// A VAE weight that shapes the latents: the encoder's and the quantising convolution's.
+fn is_encoder_weight(name: &str) -> bool {
+    name.starts_with("vae.encoder.") || name.starts_with("vae.quant_conv.")
+}
+
 fn keep_var(name: &str, prefixes: &[&str], freeze: &[String]) -> bool {
     prefixes.iter().any(|p| name.starts_with(p)) && !freeze.iter().any(|f| glob(f, name))
 }
@@ -352,7 +370,10 @@ impl Run<'_> {
             self.state.next_sample_id = batch.sample_ids.last().map_or(0, |i| i + 1);
             let loss = match self.cfg.task {
                 Task::Transformer => self.transformer_loss(&batch)?,
-                Task::Vae => self.vae_loss(&batch)?,
+                Task::Vae => {
+                    let encoder_trains = trainable.iter().any(|(k, _)| is_encoder_weight(k));
+                    self.vae_loss(&batch, encoder_trains)?
+                }
             };
             let g = (&loss / accum as f64)?.backward()?;
             for ((_, var), acc) in trainable.iter().zip(grads.iter_mut()) {
@@ -483,13 +504,25 @@ impl Run<'_> {
             fps: transformer.config().fps_conditioning.then_some(&fps),
             frame_offset: 0,
         })?;
-        Ok((pred - target)?.sqr()?.mean_all()?)
+        let err = (pred - target)?;
+        let mut loss = err.sqr()?.mean_all()?;
+        if t.temporal_weight > 0.0 {
+            loss = (loss + (temporal_difference_mse(&err)? * t.temporal_weight)?)?;
+        }
+        Ok(loss)
     }
 
-    fn vae_loss(&self, batch: &Batch) -> Result<Tensor> {
+    /// With the encoder frozen (`encoder_trains` false) the posterior is cut from the graph,
+    /// so the backward pass stops at the decoder instead of running through the encoder for
+    /// gradients nothing uses; the KL term is then a constant.
+    fn vae_loss(&self, batch: &Batch, encoder_trains: bool) -> Result<Tensor> {
         let Payload::Pixels(x) = &batch.payload else { unreachable!("checked by the config: a VAE run reads pixels") };
         let vae = &self.models.vae;
-        let post = vae.encode(x)?;
+        let mut post = vae.encode(x)?;
+        if !encoder_trains {
+            post.mean = post.mean.detach();
+            post.logvar = post.logvar.detach();
+        }
         let z = self.posterior_sample(&post.mean, &post.logvar, &batch.sample_ids)?;
         let diff = (vae.decode_unclamped(&z)? - x)?;
         let err = match self.cfg.train.recon_loss {
@@ -639,7 +672,7 @@ pub fn export(run: &Path, out: &Path, raw: bool, latent_clips: usize) -> Result<
     models.export(&cfg, &weights, out)?;
     // A run that never trained the encoder keeps the statistics it started with: the latents
     // did not change, and a transformer may have been trained with exactly those numbers.
-    let encoder: Vec<&String> = weights.keys().filter(|n| n.starts_with("vae.encoder.") || n.starts_with("vae.quant_conv.")).collect();
+    let encoder: Vec<&String> = weights.keys().filter(|n| is_encoder_weight(n)).collect();
     let encoder_frozen = !encoder.is_empty() && cfg.stages().iter().all(|s| encoder.iter().all(|n| s.freeze.iter().any(|f| glob(f, n))));
     let has_stats = !models.vae.config().latents_mean.is_empty();
     if cfg.task == Task::Vae && latent_clips > 0 && !(encoder_frozen && has_stats) {
@@ -695,6 +728,7 @@ fn write_latent_stats(cfg: &RunConfig, out: &Path, clips: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
 
     fn stage(first_step: u64, steps: u64) -> Stage {
         Stage { name: String::new(), first_step, steps, buckets: Vec::new(), freeze: Vec::new(), lr: 1.0 }
@@ -709,6 +743,19 @@ mod tests {
         assert_eq!(data_position(&stages, 3, 2), (1, 0));
         assert_eq!(data_position(&stages, 4, 2), (1, 2));
         assert_eq!(data_position(&stages, 5, 2), (1, 4));
+    }
+
+    #[test]
+    fn the_temporal_term_sees_only_errors_that_change_over_frames() -> Result<()> {
+        let dev = Device::Cpu;
+        let steady = Tensor::ones((1, 2, 5, 2, 2), DType::F32, &dev)?;
+        assert_eq!(temporal_difference_mse(&steady)?.to_scalar::<f32>()?, 0.0);
+        // The same mean square, alternating in sign from frame to frame: each change is 2.
+        let sign = Tensor::new(&[1f32, -1.0, 1.0, -1.0, 1.0], &dev)?.reshape((1, 1, 5, 1, 1))?;
+        let flicker = steady.broadcast_mul(&sign)?;
+        assert_eq!(temporal_difference_mse(&flicker)?.to_scalar::<f32>()?, 4.0);
+        assert_eq!(temporal_difference_mse(&steady.narrow(2, 0, 1)?)?.to_scalar::<f32>()?, 0.0);
+        Ok(())
     }
 
     #[test]
