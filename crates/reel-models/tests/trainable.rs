@@ -11,7 +11,7 @@ fn a_tiny_wan_transformer_learns_a_fixed_batch() {
     let dev = Device::Cpu;
     let cfg = WanTransformerConfig {
         num_attention_heads: 2, attention_head_dim: 12, in_channels: 4, out_channels: Some(4), text_dim: 8, freq_dim: 16,
-        ffn_dim: 32, num_layers: 2, fps_conditioning: true, ..Default::default()
+        ffn_dim: 32, num_layers: 2, fps_conditioning: true, sincos_positions: true, ..Default::default()
     };
     let map = VarMap::new();
     let model = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
@@ -141,4 +141,42 @@ fn models_follow_their_variables_as_they_train() {
     let loaded = ReelTextEncoder::new(&cfg, VarBuilder::from_tensors(snapshot(&map), DType::F32, &dev)).unwrap();
     assert!(max_diff(&before, &after) > 1e-3, "the text encoder's output did not change with its weights");
     assert!(max_diff(&after, &loaded.forward(&ids, &mask).unwrap()) < 1e-5, "the text encoder computes with stale weights");
+}
+
+#[test]
+fn sincos_positions_start_as_a_no_op_and_tell_tokens_apart() {
+    let dev = Device::Cpu;
+    let plain = WanTransformerConfig {
+        num_attention_heads: 2, attention_head_dim: 12, in_channels: 4, out_channels: Some(4), text_dim: 8, freq_dim: 16,
+        ffn_dim: 32, num_layers: 2, patch_size: [1, 1, 1], ..Default::default()
+    };
+    let with_positions = WanTransformerConfig { sincos_positions: true, ..plain.clone() };
+    let map = VarMap::new();
+    let a = WanTransformer3DModel::new(&plain, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let b = WanTransformer3DModel::new(&with_positions, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let text = Tensor::randn(0f32, 1.0, (1, 3, 8), &dev).unwrap();
+    let timestep = Tensor::new(&[900f32], &dev).unwrap();
+    let run = |m: &WanTransformer3DModel, x: &Tensor| {
+        m.forward(&WanInput { hidden_states: x, timestep: &timestep, encoder_hidden_states: &text, fps: None, frame_offset: 0 }).unwrap()
+    };
+    // The projection starts at zero: the same output as the model without positions.
+    let x = Tensor::randn(0f32, 1.0, (1, 4, 3, 4, 4), &dev).unwrap();
+    assert_eq!(max_diff(&run(&a, &x), &run(&b, &x)), 0.0);
+    // Every token alike (one latent value everywhere, one latent pixel per token): with
+    // relative positions only, every token's output is the same; with a non-zero projection, tokens at different places differ.
+    let flat = Tensor::ones((1, 4, 3, 4, 4), DType::F32, &dev).unwrap();
+    let spread = |y: &Tensor| {
+        let y = y.flatten_from(2).unwrap(); // [1, C, F·H·W]
+        y.broadcast_sub(&y.mean_keepdim(2).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    };
+    assert!(spread(&run(&a, &flat)) < 1e-5, "{}", spread(&run(&a, &flat)));
+    let w = map.data().lock().unwrap().get("pos_embedding.weight").expect("the projection is a variable").clone();
+    w.set(&Tensor::randn(0f32, 0.5, w.shape(), &dev).unwrap()).unwrap();
+    assert!(spread(&run(&b, &flat)) > 1e-3, "{}", spread(&run(&b, &flat)));
+    // A clip's later part (a frame offset) sees other features than its start.
+    let later = b.forward(&WanInput { hidden_states: &flat, timestep: &timestep, encoder_hidden_states: &text, fps: None, frame_offset: 3 }).unwrap();
+    assert!(max_diff(&run(&b, &flat), &later) > 1e-3);
+    // A width the three axes cannot share evenly is refused.
+    let odd = WanTransformerConfig { num_attention_heads: 1, attention_head_dim: 8, ..with_positions };
+    assert!(odd.validate().unwrap_err().contains("sincos_positions"));
 }

@@ -47,6 +47,13 @@ pub struct WanTransformerConfig {
     /// Reel extra (off for Wan weights): an embedding of the frame rate added to the
     /// time embedding (`condition_embedder.fps_embedder`), for multi-frame-rate training.
     pub fps_conditioning: bool,
+    /// Reel extra (off for Wan weights): absolute positions. Fixed sin-cos features of each
+    /// token's (frame + frame offset, row, column) — CogVideoX-2B's 3-D positional embedding —
+    /// go through a learnt, zero-initialised projection (`pos_embedding.weight`, `[dim, dim]`)
+    /// and are added to the patch embeddings. RoPE alone gives attention relative positions
+    /// only, so a token cannot tell where in the frame or clip it is unless its content says;
+    /// from pure noise it cannot. A zero projection leaves a trained model's output unchanged.
+    pub sincos_positions: bool,
 }
 
 impl Default for WanTransformerConfig {
@@ -69,6 +76,7 @@ impl Default for WanTransformerConfig {
             rope_max_seq_len: 1024,
             pos_embed_seq_len: None,
             fps_conditioning: false,
+            sincos_positions: false,
         }
     }
 }
@@ -103,8 +111,36 @@ impl WanTransformerConfig {
         if self.attention_head_dim % 2 == 1 || self.attention_head_dim < 6 {
             return Err(format!("attention_head_dim must be even and at least 6 for 3-D RoPE, got {}", self.attention_head_dim));
         }
+        if self.sincos_positions && self.inner_dim() % 6 != 0 {
+            return Err(format!("sincos_positions needs a width (heads × head dim) divisible by 6, got {}", self.inner_dim()));
+        }
         Ok(())
     }
+}
+
+/// `[F·H·W, dim]` sin-cos features of each token's (frame + `frame_offset`, row, column), in
+/// token order: a third of the width per axis, each half sines and half cosines of the
+/// position at frequencies `10000^(−2i/(dim/3))`.
+pub fn sincos_positions(dim: usize, grid: (usize, usize, usize), frame_offset: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let (f, h, w) = grid;
+    let part = dim / 3;
+    let half = part / 2;
+    let axis = |p: usize, out: &mut Vec<f32>| {
+        let p = p as f64;
+        out.extend((0..half).map(|i| (p * 10000f64.powf(-(i as f64) / half as f64)).sin() as f32));
+        out.extend((0..half).map(|i| (p * 10000f64.powf(-(i as f64) / half as f64)).cos() as f32));
+    };
+    let mut values = Vec::with_capacity(f * h * w * dim);
+    for t in 0..f {
+        for y in 0..h {
+            for x in 0..w {
+                axis(t + frame_offset, &mut values);
+                axis(y, &mut values);
+                axis(x, &mut values);
+            }
+        }
+    }
+    Tensor::from_vec(values, (f * h * w, dim), device)
 }
 
 /// Keys and values from outside a clip, appended to its own in self-attention
@@ -304,6 +340,8 @@ pub struct WanTransformer3DModel {
     time_proj: Linear,
     text_embedder: TextProjection,
     fps_embedder: Option<TimestepEmbedding>,
+    /// `[dim, dim]`, with `sincos_positions`.
+    pos_weight: Option<Tensor>,
     blocks: Vec<WanTransformerBlock>,
     proj_out: Linear,
     scale_shift_table: Tensor,
@@ -324,6 +362,11 @@ impl WanTransformer3DModel {
         } else {
             None
         };
+        let pos_weight = if cfg.sincos_positions {
+            Some(vb.pp("pos_embedding").get_with_hints((dim, dim), "weight", candle_nn::Init::Const(0.0))?)
+        } else {
+            None
+        };
         let blocks = (0..cfg.num_layers)
             .map(|i| WanTransformerBlock::new(cfg, vb.pp("blocks").pp(i)))
             .collect::<Result<Vec<_>>>()?;
@@ -337,6 +380,7 @@ impl WanTransformer3DModel {
             time_proj: linear(dim, 6 * dim, ce.pp("time_proj"))?,
             text_embedder: TextProjection::new(cfg.text_dim, dim, ce.pp("text_embedder"))?,
             fps_embedder,
+            pos_weight,
             blocks,
             proj_out: linear(dim, cfg.out_channels() * pt * ph * pw, vb.pp("proj_out"))?,
             scale_shift_table: vb.get_with_hints((1, 2, dim), "scale_shift_table", table_init(dim))?,
@@ -418,6 +462,10 @@ impl WanTransformer3DModel {
         // 1. Patch embedding: [B, S, dim].
         let patches = self.patchify(&input.hidden_states.to_dtype(dtype)?)?;
         let mut x = patches.broadcast_matmul(&self.patch_weight.t()?)?.broadcast_add(&self.patch_bias)?;
+        if let Some(w) = &self.pos_weight {
+            let features = sincos_positions(dim, (fp, hp, wp), input.frame_offset, x.device())?.to_dtype(dtype)?;
+            x = x.broadcast_add(&features.matmul(&w.t()?)?)?;
+        }
         // 2. Conditions: time [B, dim] and its six modulation vectors [B, 6, dim]; text [B, L, dim].
         let temb = self.time_embedding(input)?;
         let time = self.time_proj.forward(&temb.silu()?)?.reshape((b, 6, dim))?;

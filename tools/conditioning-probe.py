@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""How much does each word of a caption help a transformer denoise? For real clips from a
+latent cache, noised to a few sigmas, prints the flow-matching loss (velocity MSE) with the
+clip's own caption and with one word swapped for a wrong one — the motion, the shape or the
+colour — and with the empty caption. A word the model uses costs loss when it is wrong; a
+word it ignores costs nothing.
+
+    python3 tools/conditioning-probe.py MODEL CACHE [N]
+
+MODEL: a model folder (transformer, text encoder, tokenizer, VAE config for the latent
+statistics); CACHE: a `reel data cache` folder made with that VAE; N clips (default 48) of
+one object, static camera, whose motion is a translation. Same noise for every caption.
+Needs numpy and safetensors (pip).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+REEL = os.environ.get("REEL", os.path.join(os.path.dirname(__file__), "..", "target", "release", "reel"))
+SIGMAS = [0.95, 0.8, 0.6, 0.4, 0.2]
+MOTION = {"moving left": "moving right", "moving right": "moving left", "moving up": "moving down", "moving down": "moving up",
+          "rising": "sinking", "sinking": "rising", "falling": "rising"}
+SHAPE = {"circle": "square", "square": "triangle", "triangle": "circle", "ball": "box", "disc": "block", "box": "ball", "block": "disc"}
+COLOUR = {"red": "blue", "blue": "green", "green": "red", "yellow": "purple", "purple": "cyan", "cyan": "orange",
+          "orange": "white", "white": "yellow"}
+
+
+def swap(caption, table):
+    for a, b in table.items():
+        new = re.sub(rf"\b{a}\b", b, caption)
+        if new != caption:
+            return new
+    return None
+
+
+def run(model, component, tensors, tmp):
+    inputs, outputs = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
+    save_file(tensors, inputs)
+    subprocess.run([REEL, "-q", "model", "run", model, "--component", component, "--inputs", inputs, "--output", outputs],
+                   check=True, stdout=subprocess.DEVNULL)
+    return load_file(outputs)
+
+
+def encode(model, captions, tmp, max_len=32):
+    tokenizer = json.load(open(os.path.join(model, "tokenizer", "tokenizer.json")))
+    vocab = tokenizer["model"]["vocab"]
+    ids = [[vocab.get(w, vocab.get("[UNK]", 1)) for w in re.findall(r"\w+|[^\w\s]+", c.lower())][:max_len] for c in captions]
+    tokens = np.array([x + [0] * (max_len - len(x)) for x in ids], np.int64)
+    mask = np.array([[1] * len(x) + [0] * (max_len - len(x)) for x in ids], np.int64)
+    h = run(model, "text-encoder", {"input_ids": tokens, "attention_mask": mask}, tmp)["last_hidden_state"]
+    return (h * mask[:, :, None]).astype(np.float32)
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    model, cache = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 48
+    index = json.load(open(os.path.join(cache, "index.json")))
+    vae = json.load(open(os.path.join(model, "vae", "config.json")))
+    mean = np.array(vae["latents_mean"], np.float32).reshape(-1, 1, 1, 1)
+    std = np.array(vae["latents_std"], np.float32).reshape(-1, 1, 1, 1)
+    picked, shards = [], {}
+    for k, e in enumerate(index["entries"]):
+        c = e["caption"]
+        if " and " in c or "static camera" not in c or not c.startswith("flat video") or not swap(c, MOTION):
+            continue
+        if not (swap(c, SHAPE) and swap(c, COLOUR)):
+            continue
+        if e["shard"] not in shards:
+            shards[e["shard"]] = load_file(os.path.join(cache, f"shard-{e['shard']:05}.safetensors"))
+        picked.append((e, (shards[e["shard"]][f"mean.{k}"] - mean) / std))
+        if len(picked) == n:
+            break
+    if not picked:
+        sys.exit(f"{cache}: no one-object, static-camera clip with a translation in its caption")
+    captions = [e["caption"] for e, _ in picked]
+    x0 = np.stack([x for _, x in picked]).astype(np.float32)
+    fps = np.array([e["fps"] for e, _ in picked], np.float32)
+    sets = {"own caption": captions, "motion swapped": [swap(c, MOTION) for c in captions],
+            "shape swapped": [swap(c, SHAPE) for c in captions], "colour swapped": [swap(c, COLOUR) for c in captions],
+            "empty caption": [""] * len(captions)}
+    eps = np.random.default_rng(0).standard_normal(x0.shape).astype(np.float32)
+    print(f"{len(captions)} clips, e.g. {captions[0]!r}")
+    print(f"{'sigma':>6} " + " ".join(f"{name:>15}" for name in sets))
+    with tempfile.TemporaryDirectory() as tmp:
+        context = {name: encode(model, c, tmp) for name, c in sets.items()}
+        for sigma in SIGMAS:
+            xt = (1 - sigma) * x0 + sigma * eps
+            target = eps - x0
+            row = []
+            for name in sets:
+                out = run(model, "transformer", {"hidden_states": xt, "timestep": np.full(len(fps), sigma * 1000, np.float32),
+                                                  "encoder_hidden_states": context[name], "fps": fps}, tmp)["sample"]
+                row.append(float(((out - target) ** 2).mean()))
+            print(f"{sigma:6.2f} " + " ".join(f"{v:15.4f}" for v in row))
+
+
+if __name__ == "__main__":
+    main()
