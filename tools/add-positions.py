@@ -6,7 +6,7 @@
 Copies the model folder SRC (diffusers layout) to DST with `sincos_positions` on in its
 transformer config and `pos_embedding.weight` — the projection of the fixed sin-cos position
 features — set to zeros, so DST's transformer computes exactly what SRC's did until
-training moves the projection (configs/shapes-v1/transformer-3.toml; MODEL_CARD.md says
+training moves the projection (configs/experiments/transformer-positions.toml; MODEL_CARD.md says
 why). Needs numpy and safetensors (pip).
 """
 import json
