@@ -15,14 +15,14 @@ Needs numpy and safetensors (pip).
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
-REEL = os.environ.get("REEL", os.path.join(os.path.dirname(__file__), "..", "target", "release", "reel"))
+from reel_tools import encode_text, run_component
+
 SIGMAS = [0.95, 0.8, 0.6, 0.4, 0.2]
 MOTION = {"moving left": "moving right", "moving right": "moving left", "moving up": "moving down", "moving down": "moving up",
           "rising": "sinking", "sinking": "rising", "falling": "rising"}
@@ -37,24 +37,6 @@ def swap(caption, table):
         if new != caption:
             return new
     return None
-
-
-def run(model, component, tensors, tmp):
-    inputs, outputs = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
-    save_file(tensors, inputs)
-    subprocess.run([REEL, "-q", "model", "run", model, "--component", component, "--inputs", inputs, "--output", outputs],
-                   check=True, stdout=subprocess.DEVNULL)
-    return load_file(outputs)
-
-
-def encode(model, captions, tmp, max_len=32):
-    tokenizer = json.load(open(os.path.join(model, "tokenizer", "tokenizer.json")))
-    vocab = tokenizer["model"]["vocab"]
-    ids = [[vocab.get(w, vocab.get("[UNK]", 1)) for w in re.findall(r"\w+|[^\w\s]+", c.lower())][:max_len] for c in captions]
-    tokens = np.array([x + [0] * (max_len - len(x)) for x in ids], np.int64)
-    mask = np.array([[1] * len(x) + [0] * (max_len - len(x)) for x in ids], np.int64)
-    h = run(model, "text-encoder", {"input_ids": tokens, "attention_mask": mask}, tmp)["last_hidden_state"]
-    return (h * mask[:, :, None]).astype(np.float32)
 
 
 def main():
@@ -90,14 +72,14 @@ def main():
     print(f"{len(captions)} clips, e.g. {captions[0]!r}")
     print(f"{'sigma':>6} " + " ".join(f"{name:>15}" for name in sets))
     with tempfile.TemporaryDirectory() as tmp:
-        context = {name: encode(model, c, tmp) for name, c in sets.items()}
+        context = {name: encode_text(model, c, tmp, max_len=32)[0] for name, c in sets.items()}
         for sigma in SIGMAS:
             xt = (1 - sigma) * x0 + sigma * eps
             target = eps - x0
             row = []
             for name in sets:
-                out = run(model, "transformer", {"hidden_states": xt, "timestep": np.full(len(fps), sigma * 1000, np.float32),
-                                                  "encoder_hidden_states": context[name], "fps": fps}, tmp)["sample"]
+                out = run_component(model, "transformer", {"hidden_states": xt, "timestep": np.full(len(fps), sigma * 1000, np.float32),
+                                                            "encoder_hidden_states": context[name], "fps": fps}, tmp)["sample"]
                 row.append(float(((out - target) ** 2).mean()))
             print(f"{sigma:6.2f} " + " ".join(f"{v:15.4f}" for v in row))
 

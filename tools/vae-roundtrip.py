@@ -19,24 +19,10 @@ import sys
 import tempfile
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
-REEL = os.environ.get("REEL", os.path.join(os.path.dirname(__file__), "..", "target", "release", "reel"))
+from reel_tools import read_clip, run_component
+
 BATCH = 16
-
-
-def read_clip(path, width, height, frames):
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)[:frames]
-
-
-def run(model, component, inputs, tmp):
-    src, dst = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
-    save_file(inputs, src)
-    subprocess.run([REEL, "-q", "model", "run", model, "--component", component, "--inputs", src, "--output", dst],
-                   check=True, stdout=subprocess.DEVNULL)
-    return load_file(dst)
 
 
 def main():
@@ -46,13 +32,13 @@ def main():
     base = os.path.dirname(os.path.abspath(manifest))
     rows = [json.loads(line) for line in open(manifest) if line.strip()]
     w, h, f = rows[0]["width"], rows[0]["height"], rows[0]["frames"]
-    clips = np.stack([read_clip(os.path.join(base, r["file"]), w, h, f) for r in rows])  # N T H W C
+    clips = np.stack([read_clip(os.path.join(base, r["file"]))[:f] for r in rows])  # N T H W C
     x = np.ascontiguousarray((clips.astype(np.float32) / 127.5 - 1).transpose(0, 4, 1, 2, 3))  # N C T H W
     decoded = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(0, len(x), BATCH):
-            mean = run(model, "vae-encode", {"sample": np.ascontiguousarray(x[i:i + BATCH])}, tmp)["mean"]
-            decoded.append(run(model, "vae-decode", {"latents": mean}, tmp)["sample"])
+            mean = run_component(model, "vae-encode", {"sample": np.ascontiguousarray(x[i:i + BATCH])}, tmp)["mean"]
+            decoded.append(run_component(model, "vae-decode", {"latents": mean}, tmp)["sample"])
     y = np.clip(np.concatenate(decoded), -1, 1)
     mse = ((y - x) ** 2).mean(axis=(0, 1, 3, 4))
     print("PSNR per frame (dB):", " ".join(f"{10 * np.log10(4 / m):.1f}" for m in mse))

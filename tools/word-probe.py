@@ -16,44 +16,21 @@ shorter length). A word the encoder barely separates from another cannot steer t
 A word the model ignores gives a distance near 0 (the same clip); a colour word gives tens.
 Needs numpy (pip) and ffmpeg.
 """
-import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
-REEL = os.environ.get("REEL", os.path.join(os.path.dirname(__file__), "..", "target", "release", "reel"))
-
-
-def frames(path):
-    info = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
-                           "-of", "csv=p=0", path], capture_output=True, check=True, text=True).stdout.strip()
-    w, h = (int(v) for v in info.split(","))
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
-
+from reel_tools import REEL, encode_text, read_clip
 
 def text_distances(model, prompts, tmp):
     """Per prompt: max over token positions of |h - h0| / |h0| for the text encoder's output."""
-    tokenizer = json.load(open(os.path.join(model, "tokenizer", "tokenizer.json")))
-    vocab, unk = tokenizer["model"]["vocab"], tokenizer["model"].get("unk_token", "[UNK]")
-    ids = [[vocab.get(w, vocab.get(unk, 1)) for w in re.findall(r"\w+|[^\w\s]+", p.lower())] for p in prompts]
-    length = max(map(len, ids))
-    tokens = np.array([x + [0] * (length - len(x)) for x in ids], np.int64)
-    mask = np.array([[1] * len(x) + [0] * (length - len(x)) for x in ids], np.int64)
-    inputs, outputs = os.path.join(tmp, "text-in.safetensors"), os.path.join(tmp, "text-out.safetensors")
-    save_file({"input_ids": tokens, "attention_mask": mask}, inputs)
-    subprocess.run([REEL, "-q", "model", "run", model, "--component", "text-encoder", "--inputs", inputs, "--output", outputs],
-                   check=True, stdout=subprocess.DEVNULL)
-    h = load_file(outputs)["last_hidden_state"]
+    h, lengths = encode_text(model, prompts, tmp)
     out = []
-    for k, x in enumerate(ids):
-        n = min(len(x), len(ids[0]))
+    for k, length in enumerate(lengths):
+        n = min(length, lengths[0])
         out.append(float((np.linalg.norm(h[k, :n] - h[0, :n], axis=-1) / np.linalg.norm(h[0, :n], axis=-1)).max()))
     return out
 
@@ -74,7 +51,7 @@ def main():
             path = os.path.join(tmp, f"{k}.mp4")
             subprocess.run([REEL, "-q", "generate", prompt, "--model", model, "--seed", seed, "-o", path],
                            check=True, stdout=subprocess.DEVNULL)
-            clips.append(frames(path).astype(np.float32))
+            clips.append(read_clip(path).astype(np.float32))
         text = text_distances(model, prompts, tmp)
         print(" pixels  text  prompt")
         for prompt, clip, t in zip(prompts, clips, text):

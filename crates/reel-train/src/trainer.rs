@@ -364,16 +364,14 @@ impl Run<'_> {
         let accum = self.cfg.train.grad_accum;
         let mut grads: Vec<Vec<f32>> = trainable.iter().map(|(_, v)| vec![0f32; v.elem_count()]).collect();
         let mut local = [0f64; 3]; // loss, samples, interrupted
+        let encoder_trains = trainable.iter().any(|(k, _)| is_encoder_weight(k));
         for _ in 0..accum {
             let batch = loader.next_batch()?;
             self.state.skipped.extend(batch.skipped.iter().cloned());
             self.state.next_sample_id = batch.sample_ids.last().map_or(0, |i| i + 1);
             let loss = match self.cfg.task {
                 Task::Transformer => self.transformer_loss(&batch)?,
-                Task::Vae => {
-                    let encoder_trains = trainable.iter().any(|(k, _)| is_encoder_weight(k));
-                    self.vae_loss(&batch, encoder_trains)?
-                }
+                Task::Vae => self.vae_loss(&batch, encoder_trains)?,
             };
             let g = (&loss / accum as f64)?.backward()?;
             for ((_, var), acc) in trainable.iter().zip(grads.iter_mut()) {

@@ -125,10 +125,10 @@ pub fn sincos_positions(dim: usize, grid: (usize, usize, usize), frame_offset: u
     let (f, h, w) = grid;
     let part = dim / 3;
     let half = part / 2;
+    let freqs: Vec<f64> = (0..half).map(|i| 10000f64.powf(-(i as f64) / half as f64)).collect();
     let axis = |p: usize, out: &mut Vec<f32>| {
-        let p = p as f64;
-        out.extend((0..half).map(|i| (p * 10000f64.powf(-(i as f64) / half as f64)).sin() as f32));
-        out.extend((0..half).map(|i| (p * 10000f64.powf(-(i as f64) / half as f64)).cos() as f32));
+        out.extend(freqs.iter().map(|f| (p as f64 * f).sin() as f32));
+        out.extend(freqs.iter().map(|f| (p as f64 * f).cos() as f32));
     };
     let mut values = Vec::with_capacity(f * h * w * dim);
     for t in 0..f {

@@ -1,0 +1,46 @@
+"""Helpers the Python tools share: running one model component through `reel model run`,
+encoding prompts with a model's word-level tokenizer and text encoder, reading a clip's
+frames with ffmpeg. Needs numpy and safetensors (pip), and ffmpeg for `read_clip`."""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+REEL = os.environ.get("REEL", os.path.join(os.path.dirname(__file__), "..", "target", "release", "reel"))
+
+
+def run_component(model, component, tensors, tmp):
+    """`reel model run MODEL --component COMPONENT` on `tensors`; its outputs (a dict)."""
+    inputs, outputs = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
+    save_file(tensors, inputs)
+    subprocess.run([REEL, "-q", "model", "run", model, "--component", component, "--inputs", inputs, "--output", outputs],
+                   check=True, stdout=subprocess.DEVNULL)
+    return load_file(outputs)
+
+
+def encode_text(model, texts, tmp, max_len=None):
+    """The text encoder's output `[N, L, dim]`, zero at padding as the pipeline feeds the
+    transformer, and the token counts. Tokens as the model's tokenizer.json makes them
+    (lower case, words and punctuation runs, unknown words → [UNK]); L is `max_len`
+    (longer prompts are cut) or the longest prompt's length."""
+    vocab = json.load(open(os.path.join(model, "tokenizer", "tokenizer.json")))["model"]["vocab"]
+    ids = [[vocab.get(w, vocab.get("[UNK]", 1)) for w in re.findall(r"\w+|[^\w\s]+", t.lower())] for t in texts]
+    length = max_len or max(map(len, ids))
+    ids = [x[:length] for x in ids]
+    tokens = np.array([x + [0] * (length - len(x)) for x in ids], np.int64)
+    mask = np.array([[1] * len(x) + [0] * (length - len(x)) for x in ids], np.int64)
+    h = run_component(model, "text-encoder", {"input_ids": tokens, "attention_mask": mask}, tmp)["last_hidden_state"]
+    return (h * mask[:, :, None]).astype(np.float32), [len(x) for x in ids]
+
+
+def read_clip(path):
+    """A video's frames as uint8 `[T, H, W, 3]`."""
+    info = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
+                           "-of", "csv=p=0", path], capture_output=True, check=True, text=True).stdout.strip()
+    w, h = (int(v) for v in info.split(","))
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
