@@ -3,7 +3,9 @@
 latent cache, noised to a few sigmas, prints the flow-matching loss (velocity MSE) with the
 clip's own caption and with one word swapped for a wrong one — the motion, the shape or the
 colour — and with the empty caption. A word the model uses costs loss when it is wrong; a
-word it ignores costs nothing.
+word it ignores costs nothing. A second table weighs the same errors towards objects as
+`train.foreground_weight = 10` does (docs/training.md), where a word that only moves or
+reshapes an object shows more plainly.
 
     python3 tools/conditioning-probe.py MODEL CACHE [N]
 
@@ -29,6 +31,12 @@ MOTION = {"moving left": "moving right", "moving right": "moving left", "moving 
 SHAPE = {"circle": "square", "square": "triangle", "triangle": "circle", "ball": "box", "disc": "block", "box": "ball", "block": "disc"}
 COLOUR = {"red": "blue", "blue": "green", "green": "red", "yellow": "purple", "purple": "cyan", "cyan": "orange",
           "orange": "white", "white": "yellow"}
+
+
+def foreground_weights(x0, weight=10.0, low=3.5, high=6.0):
+    """The trainer's latent foreground weights `[N, 1, F, H, W]` for normalised latents."""
+    d = np.sqrt(((x0 - x0.mean(axis=(3, 4), keepdims=True)) ** 2).sum(axis=1, keepdims=True))
+    return 1 + (weight - 1) * np.clip((d - low) / (high - low), 0, 1)
 
 
 def swap(caption, table):
@@ -70,17 +78,27 @@ def main():
             "empty caption": [""] * len(captions)}
     eps = np.random.default_rng(0).standard_normal(x0.shape).astype(np.float32)
     print(f"{len(captions)} clips, e.g. {captions[0]!r}")
-    print(f"{'sigma':>6} " + " ".join(f"{name:>15}" for name in sets))
+    header = f"{'sigma':>6} " + " ".join(f"{name:>15}" for name in sets)
+    w = foreground_weights(x0)
+    plain, weighted = [], []
     with tempfile.TemporaryDirectory() as tmp:
         context = {name: encode_text(model, c, tmp, max_len=32)[0] for name, c in sets.items()}
         for sigma in SIGMAS:
             xt = (1 - sigma) * x0 + sigma * eps
             target = eps - x0
-            row = []
+            p_row, w_row = [], []
             for name in sets:
                 out = run_component(model, "transformer", {"hidden_states": xt, "timestep": np.full(len(fps), sigma * 1000, np.float32),
                                                             "encoder_hidden_states": context[name], "fps": fps}, tmp)["sample"]
-                row.append(float(((out - target) ** 2).mean()))
+                e = (out - target) ** 2
+                p_row.append(float(e.mean()))
+                w_row.append(float((e * w).mean() / w.mean()))
+            plain.append((sigma, p_row))
+            weighted.append((sigma, w_row))
+    for title, rows in (("velocity MSE", plain), ("velocity MSE weighted towards objects (foreground_weight 10)", weighted)):
+        print(title)
+        print(header)
+        for sigma, row in rows:
             print(f"{sigma:6.2f} " + " ".join(f"{v:15.4f}" for v in row))
 
 

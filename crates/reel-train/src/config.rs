@@ -250,9 +250,12 @@ pub struct TrainConfig {
     pub recon_loss: ReconLoss,
     #[serde(default = "default_kl")]
     pub kl_weight: f64,
-    /// VAE training: how much more a pixel far from its frame's background counts in the
-    /// reconstruction loss (1: all pixels alike). Small objects on flat backgrounds are a few
-    /// percent of the pixels; unweighted, a young VAE's best answer is the background alone.
+    /// How much more a pixel far from its frame's background counts in the loss (1: all
+    /// pixels alike): the VAE's reconstruction loss (RGB pixels) or the transformer's flow-
+    /// matching loss (latent pixels of the clean latents). Small objects on flat backgrounds are
+    /// a few percent of the pixels; unweighted, a young VAE's best answer is the background
+    /// alone, and what a transformer gains from an object's motion word is a rounding error
+    /// beside the background every caption of a theme shares.
     #[serde(default = "one")]
     pub foreground_weight: f64,
     /// VAE training: weight of an L1 loss on the reconstruction error's horizontal and vertical

@@ -125,18 +125,44 @@ pub fn only_lengthens(saved: &RunConfig, new: &RunConfig) -> bool {
     lengthened == *new
 }
 
-/// Per-pixel weights of the VAE's reconstruction loss, `[B, 1, T, H, W]`: 1 on the background,
-/// rising to `weight` on pixels far from it. A frame's background colour is its channels' mean
-/// (objects are a small share of the pixels); a pixel's distance from it (Euclidean over RGB,
-/// in [-1, 1] units) ramps the weight from 0.25 (faint grid lines, vignettes and noise stay
-/// at 1) to 0.6 (Shapes World draws objects at least 0.78 from their background).
-pub fn foreground_weights(x: &Tensor, weight: f64) -> candle_core::Result<Tensor> {
-    const LOW: f64 = 0.25;
-    const HIGH: f64 = 0.6;
+/// Where a pixel stops being background, for [`foreground_weights`]: its distance from its
+/// frame's mean (Euclidean over channels) ramps the weight from 1 at `low` to full at `high`.
+#[derive(Clone, Copy, Debug)]
+pub struct ForegroundRamp {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl ForegroundRamp {
+    /// RGB pixels in [-1, 1] units: faint grid lines, vignettes and noise stay below 0.25;
+    /// Shapes World draws objects at least 0.78 from their background.
+    pub const PIXELS: Self = Self { low: 0.25, high: 0.6 };
+    /// Normalised latents (per-channel mean 0, std 1): on the shapes-v1 VAE's latents of
+    /// plain Shapes World clips 90% of latent pixels lie within 3.8 of their frame's mean
+    /// (backgrounds and their grid lines) and an object's strongest latent pixel a median
+    /// 6.2 from it (measured on a cache shard, docs/training.md).
+    pub const LATENTS: Self = Self { low: 3.5, high: 6.0 };
+}
+
+/// Per-pixel loss weights `[B, 1, T, H, W]` for `x` `[B, C, T, H, W]`: 1 on the background,
+/// rising to `weight` on pixels far from it. A frame's background is its channels' mean
+/// (objects are a small share of the pixels).
+pub fn foreground_weights(x: &Tensor, weight: f64, ramp: ForegroundRamp) -> candle_core::Result<Tensor> {
+    let ForegroundRamp { low, high } = ramp;
     let bg = x.mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2)?;
     let dist = x.broadcast_sub(&bg)?.sqr()?.sum_keepdim(1)?.sqrt()?;
-    let ramp = dist.affine(1.0 / (HIGH - LOW), -LOW / (HIGH - LOW))?.clamp(0f32, 1f32)?;
-    Ok(ramp.affine(weight - 1.0, 1.0)?.detach())
+    let w = dist.affine(1.0 / (high - low), -low / (high - low))?.clamp(0f32, 1f32)?;
+    Ok(w.affine(weight - 1.0, 1.0)?.detach())
+}
+
+/// `Σ w·e / Σ w` of a per-element loss `e` `[B, C, T, H, W]` with per-pixel weights `w`
+/// `[B, 1, T, H, W]`; the plain mean when `weight` is 1.
+fn foreground_mean(e: &Tensor, x: &Tensor, weight: f64, ramp: ForegroundRamp) -> candle_core::Result<Tensor> {
+    if weight == 1.0 {
+        return e.mean_all();
+    }
+    let w = foreground_weights(x, weight, ramp)?;
+    e.broadcast_mul(&w)?.mean_all()? / w.mean_all()?.to_scalar::<f32>()? as f64
 }
 
 /// `mean |Δ_w e| + mean |Δ_h e|` of an error `e` `[B, C, T, H, W]`: the L1 distance between the
@@ -503,7 +529,7 @@ impl Run<'_> {
             frame_offset: 0,
         })?;
         let err = (pred - target)?;
-        let mut loss = err.sqr()?.mean_all()?;
+        let mut loss = foreground_mean(&err.sqr()?, &x0, t.foreground_weight, ForegroundRamp::LATENTS)?;
         if t.temporal_weight > 0.0 {
             loss = (loss + (temporal_difference_mse(&err)? * t.temporal_weight)?)?;
         }
@@ -527,13 +553,7 @@ impl Run<'_> {
             ReconLoss::L1 => diff.abs()?,
             ReconLoss::Mse => diff.sqr()?,
         };
-        let fw = self.cfg.train.foreground_weight;
-        let recon = if fw == 1.0 {
-            err.mean_all()?
-        } else {
-            let w = foreground_weights(x, fw)?;
-            (err.broadcast_mul(&w)?.mean_all()? / w.mean_all()?.to_scalar::<f32>()? as f64)?
-        };
+        let recon = foreground_mean(&err, x, self.cfg.train.foreground_weight, ForegroundRamp::PIXELS)?;
         let kl = ((post.mean.sqr()? + post.logvar.exp()?)? - 1.0)?.sub(&post.logvar)?.mean_all()?.affine(0.5, 0.0)?;
         let mut loss = (recon + (kl * self.cfg.train.kl_weight)?)?;
         if self.cfg.train.edge_weight > 0.0 {
@@ -791,15 +811,42 @@ mod tests {
         let mut v = c0.to_vec();
         v.extend([0f32; 32]);
         let x = Tensor::from_vec(v, (1, 3, 1, 4, 4), &dev).unwrap();
-        let w: Vec<f32> = foreground_weights(&x, 5.0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let w: Vec<f32> = foreground_weights(&x, 5.0, ForegroundRamp::PIXELS).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(w.len(), 16, "one weight per pixel, shared by the channels");
         let expect = |i: usize| if i == 0 { 5.0 } else if i == 5 { 1.0 + 4.0 * (0.5 - 0.09375 - 0.25) / 0.35 } else { 1.0 };
         for (i, a) in w.iter().enumerate() {
             assert!((a - expect(i)).abs() < 1e-5, "pixel {i}: {a} vs {}", expect(i));
         }
         // Weight 1 is the plain loss.
-        let ones: Vec<f32> = foreground_weights(&x, 1.0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let ones: Vec<f32> = foreground_weights(&x, 1.0, ForegroundRamp::PIXELS).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert!(ones.iter().all(|&o| o == 1.0));
+    }
+
+    #[test]
+    fn latent_foreground_weight_makes_errors_on_objects_cost_more() {
+        // A 4×4 latent frame of 16 channels: background 0, one object pixel at 2 in every
+        // channel (distance 8 · 15/16 = 7.5 from the frame's mean: full weight).
+        let dev = Device::Cpu;
+        let mut v = vec![0f32; 16 * 16];
+        for c in 0..16 {
+            v[c * 16 + 6] = 2.0;
+        }
+        let x = Tensor::from_vec(v, (1, 16, 1, 4, 4), &dev).unwrap();
+        let error_at = |pixel: usize| {
+            let mut e = vec![0f32; 16 * 16];
+            e[pixel] = 1.0;
+            Tensor::from_vec(e, (1, 16, 1, 4, 4), &dev).unwrap()
+        };
+        let loss = |e: &Tensor, w: f64| foreground_mean(e, &x, w, ForegroundRamp::LATENTS).unwrap().to_scalar::<f32>().unwrap();
+        let (on_object, on_background) = (error_at(6), error_at(0));
+        // Weight 1: the plain mean, wherever the error is.
+        assert_eq!(loss(&on_object, 1.0), 1.0 / 256.0);
+        assert_eq!(loss(&on_background, 1.0), 1.0 / 256.0);
+        // Weight 10: Σw = 15 + 10 pixels; an error on the object counts 10 / 25 of a pixel's
+        // mean, one on the background 1 / 25.
+        let (o, b) = (loss(&on_object, 10.0), loss(&on_background, 10.0));
+        assert!((o - 10.0 / (25.0 * 16.0)).abs() < 1e-6, "{o}");
+        assert!((b - 1.0 / (25.0 * 16.0)).abs() < 1e-6, "{b}");
     }
 
     #[test]
