@@ -7,11 +7,13 @@ word it ignores costs nothing. A second table weighs the same errors towards obj
 `train.foreground_weight = 10` does (docs/training.md), where a word that only moves or
 reshapes an object shows more plainly.
 
-    python3 tools/conditioning-probe.py MODEL CACHE [N]
+    python3 tools/conditioning-probe.py MODEL CACHE [N] [--motion-only]
 
 MODEL: a model folder (transformer, text encoder, tokenizer, VAE config for the latent
 statistics); CACHE: a `reel data cache` folder made with that VAE; N clips (default 48) of
 one object, static camera, whose motion is a translation. Same noise for every caption.
+`--motion-only`: any clip whose caption names a translation (a cache whose captions are only
+a motion phrase, `tools/cache-subset.py --caption-group`); no shape or colour columns.
 Needs numpy and safetensors (pip).
 """
 import json
@@ -50,8 +52,10 @@ def swap(caption, table):
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
-    model, cache = sys.argv[1], sys.argv[2]
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 48
+    motion_only = "--motion-only" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--motion-only"]
+    model, cache = args[0], args[1]
+    n = int(args[2]) if len(args) > 2 else 48
     index = json.load(open(os.path.join(cache, "index.json")))
     vae = json.load(open(os.path.join(model, "vae", "config.json")))
     mean = np.array(vae["latents_mean"], np.float32).reshape(-1, 1, 1, 1)
@@ -59,9 +63,9 @@ def main():
     picked, shards = [], {}
     for k, e in enumerate(index["entries"]):
         c = e["caption"]
-        if " and " in c or "static camera" not in c or not c.startswith("flat video") or not swap(c, MOTION):
+        if " and " in c or not swap(c, MOTION):
             continue
-        if not (swap(c, SHAPE) and swap(c, COLOUR)):
+        if not motion_only and not ("static camera" in c and c.startswith("flat video") and swap(c, SHAPE) and swap(c, COLOUR)):
             continue
         if e["shard"] not in shards:
             shards[e["shard"]] = load_file(os.path.join(cache, f"shard-{e['shard']:05}.safetensors"))
@@ -73,9 +77,10 @@ def main():
     captions = [e["caption"] for e, _ in picked]
     x0 = np.stack([x for _, x in picked]).astype(np.float32)
     fps = np.array([e["fps"] for e, _ in picked], np.float32)
-    sets = {"own caption": captions, "motion swapped": [swap(c, MOTION) for c in captions],
-            "shape swapped": [swap(c, SHAPE) for c in captions], "colour swapped": [swap(c, COLOUR) for c in captions],
-            "empty caption": [""] * len(captions)}
+    sets = {"own caption": captions, "motion swapped": [swap(c, MOTION) for c in captions]}
+    if not motion_only:
+        sets.update({"shape swapped": [swap(c, SHAPE) for c in captions], "colour swapped": [swap(c, COLOUR) for c in captions]})
+    sets["empty caption"] = [""] * len(captions)
     eps = np.random.default_rng(0).standard_normal(x0.shape).astype(np.float32)
     print(f"{len(captions)} clips, e.g. {captions[0]!r}")
     header = f"{'sigma':>6} " + " ".join(f"{name:>15}" for name in sets)
