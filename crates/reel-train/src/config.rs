@@ -233,6 +233,12 @@ pub struct TrainConfig {
     /// every frame shares (colour, background).
     #[serde(default)]
     pub temporal_weight: f64,
+    /// Contrastive flow matching (Stoica et al., 2025): subtracts this weight times the
+    /// squared distance between each clip's prediction and another clip's target (the next
+    /// in the batch), so that predictions that ignore the caption — the same whatever the
+    /// clip — cost more. 0 (the default) is plain flow matching; the paper uses 0.05.
+    #[serde(default)]
+    pub contrastive_weight: f64,
     /// Logit-normal timestep sampling: `σ = shift(sigmoid(mean + std·n))`.
     #[serde(default)]
     pub timestep_mean: f64,
@@ -458,6 +464,9 @@ impl RunConfig {
         if !(self.train.temporal_weight >= 0.0 && self.train.temporal_weight.is_finite()) {
             return Err(format!("train.temporal_weight {}: must be 0 (off) or positive", self.train.temporal_weight));
         }
+        if !(0.0..1.0).contains(&self.train.contrastive_weight) {
+            return Err(format!("train.contrastive_weight {}: must be in [0, 1) (0 is off; above 1 the loss has no minimum)", self.train.contrastive_weight));
+        }
         if self.train.timestep_std <= 0.0 || self.train.timestep_shift <= 0.0 {
             return Err("train.timestep_std and train.timestep_shift must be positive".into());
         }
@@ -543,6 +552,7 @@ steps = 10
             ("[train]", "[train]\nprecision = \"bf16\"", "bf16"),
             ("[train]", "[train]\ncondition_dropout = 1.5", "condition_dropout"),
             ("[train]", "[train]\ntemporal_weight = -1.0", "train.temporal_weight"),
+            ("[train]", "[train]\ncontrastive_weight = 1.5", "train.contrastive_weight"),
             ("source = \"shapes\"", "source = \"shapes\"\nscoring_share = -0.1", "data.scoring_share"),
             ("source = \"shapes\"", "source = \"videos\"", "data.path"),
         ] {

@@ -16,7 +16,7 @@ use reel_schedulers::noise;
 use reel_schedulers::training::{add_noise, sample_logit_normal_sigmas, velocity_target};
 
 use crate::checkpoint::{self, Checkpoint, TrainState};
-use crate::config::{ReconLoss, RunConfig, SourceKind, Stage, Task};
+use crate::config::{ReconLoss, RunConfig, SourceKind, Stage, Task, TrainConfig};
 use crate::data::{Batch, Dataset, Loader, LoaderSpec, Payload};
 use crate::dist::Communicator;
 use crate::ema::Ema;
@@ -74,6 +74,29 @@ fn temporal_difference_mse(err: &Tensor) -> Result<Tensor> {
     }
     let change = (err.narrow(2, 1, frames - 1)? - err.narrow(2, 0, frames - 1)?)?;
     Ok(change.sqr()?.mean_all()?)
+}
+
+/// The transformer's loss for predictions `pred` of velocity targets `target` of clean
+/// latents `x0` (all `[B, C, F, H, W]`): the (foreground-weighted) mean square error, less
+/// `contrastive_weight` times the same distance to the next clip's target, plus
+/// `temporal_weight` times the error's frame-to-frame change.
+fn flow_matching_loss(pred: &Tensor, target: &Tensor, x0: &Tensor, t: &TrainConfig) -> Result<Tensor> {
+    let err = (pred - target)?;
+    let mut loss = foreground_mean(&err.sqr()?, x0, t.foreground_weight, ForegroundRamp::LATENTS)?;
+    if t.contrastive_weight > 0.0 && pred.dim(0)? > 1 {
+        let apart = foreground_mean(&(pred - roll_batch(target)?)?.sqr()?, x0, t.foreground_weight, ForegroundRamp::LATENTS)?;
+        loss = (loss - (apart * t.contrastive_weight)?)?;
+    }
+    if t.temporal_weight > 0.0 {
+        loss = (loss + (temporal_difference_mse(&err)? * t.temporal_weight)?)?;
+    }
+    Ok(loss)
+}
+
+/// `x` with its batch rotated by one: item `i` becomes item `i + 1`'s (the last the first's).
+fn roll_batch(x: &Tensor) -> candle_core::Result<Tensor> {
+    let b = x.dim(0)?;
+    Tensor::cat(&[x.narrow(0, 1, b - 1)?, x.narrow(0, 0, 1)?], 0)
 }
 
 /// A VAE weight that shapes the latents: the encoder's and the quantising convolution's.
@@ -528,12 +551,7 @@ impl Run<'_> {
             fps: transformer.config().fps_conditioning.then_some(&fps),
             frame_offset: 0,
         })?;
-        let err = (pred - target)?;
-        let mut loss = foreground_mean(&err.sqr()?, &x0, t.foreground_weight, ForegroundRamp::LATENTS)?;
-        if t.temporal_weight > 0.0 {
-            loss = (loss + (temporal_difference_mse(&err)? * t.temporal_weight)?)?;
-        }
-        Ok(loss)
+        flow_matching_loss(&pred, &target, &x0, t)
     }
 
     /// With the encoder frozen (`encoder_trains` false) the posterior is cut from the graph,
@@ -847,6 +865,31 @@ mod tests {
         let (o, b) = (loss(&on_object, 10.0), loss(&on_background, 10.0));
         assert!((o - 10.0 / (25.0 * 16.0)).abs() < 1e-6, "{o}");
         assert!((b - 1.0 / (25.0 * 16.0)).abs() < 1e-6, "{b}");
+    }
+
+    #[test]
+    fn the_contrastive_term_makes_ignoring_the_caption_cost_more() {
+        // Two clips with targets a = 0 and b = 2 everywhere (x0 flat: no foreground). A model
+        // that reads each clip's caption predicts its target; one that ignores captions can
+        // do no better than their mean, 1, for both.
+        let dev = Device::Cpu;
+        let target = Tensor::from_vec([[0f32; 4], [2f32; 4]].concat(), (2, 1, 1, 2, 2), &dev).unwrap();
+        let x0 = target.zeros_like().unwrap();
+        let ignoring = target.ones_like().unwrap();
+        let mut cfg = RunConfig::from_toml(include_str!("../../../configs/shapes-v1/transformer.toml"), Path::new("t.toml")).unwrap().train;
+        cfg.foreground_weight = 1.0;
+        cfg.temporal_weight = 0.0;
+        let loss = |pred: &Tensor, cfg: &TrainConfig| flow_matching_loss(pred, &target, &x0, cfg).unwrap().to_scalar::<f32>().unwrap();
+        cfg.contrastive_weight = 0.0;
+        assert_eq!((loss(&target, &cfg), loss(&ignoring, &cfg)), (0.0, 1.0), "plain flow matching");
+        // λ = 0.25: the right prediction is 4 from the other target (−1); the mean one 1 from
+        // both (1 − 0.25). The gap grows from 1 to 1.75.
+        cfg.contrastive_weight = 0.25;
+        assert_eq!((loss(&target, &cfg), loss(&ignoring, &cfg)), (-1.0, 0.75));
+        // A batch of one has no other clip: plain flow matching.
+        let one = |x: &Tensor| x.narrow(0, 1, 1).unwrap();
+        let single = flow_matching_loss(&one(&ignoring), &one(&target), &one(&x0), &cfg).unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(single, 1.0);
     }
 
     #[test]
