@@ -384,6 +384,18 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// This config with its paths made canonical where they exist, so that two configs
+    /// naming one folder by different routes (`configs/a/../../runs/x`, `runs/x`) compare equal.
+    pub fn with_canonical_paths(&self) -> Self {
+        let mut cfg = self.clone();
+        for p in [&mut cfg.model.from, &mut cfg.data.path, &mut cfg.data.manifest].into_iter().flatten() {
+            if let Ok(c) = p.canonicalize() {
+                *p = c;
+            }
+        }
+        cfg
+    }
+
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config { path: path.to_path_buf(), reason: format!("cannot read it: {e}") })?;
         Self::from_toml(&text, path)

@@ -137,9 +137,11 @@ fn data_position(stages: &[Stage], done: u64, accum: usize) -> (usize, u64) {
 }
 
 /// Whether `new` is `saved` with more steps in its last stage (or more `train.steps` without
-/// stages) and nothing else changed: the one change a run accepts on `--resume`.
+/// stages) and nothing else changed: the one change a run accepts on `--resume`. Paths
+/// compare by where they lead, so a config that moved (or the run's own copy) still resumes.
 pub fn only_lengthens(saved: &RunConfig, new: &RunConfig) -> bool {
-    let mut lengthened = saved.clone();
+    let new = &new.with_canonical_paths();
+    let mut lengthened = saved.with_canonical_paths();
     match (lengthened.stages.last_mut(), new.stages.last()) {
         (Some(a), Some(b)) if b.steps >= a.steps => a.steps = b.steps,
         (None, None) if new.train.steps >= saved.train.steps => lengthened.train.steps = new.train.steps,
@@ -239,7 +241,7 @@ pub fn train(config: &Path, opts: &Options, comm: &dyn Communicator, stop: &Atom
         if saved != resolved {
             let before = serde_json::from_str::<RunConfig>(&saved).ok();
             match before.filter(|b| only_lengthens(b, &cfg)) {
-                Some(b) if lead => {
+                Some(b) if lead && b.total_steps() != cfg.total_steps() => {
                     obs.message(&format!("lengthening the run from {} to {} steps (the learning-rate schedule follows the new length)", b.total_steps(), cfg.total_steps()));
                     std::fs::write(dir.join(CONFIG_COPY), &text).map_err(TrainError::io(&dir))?;
                     std::fs::write(dir.join(CONFIG_RESOLVED), &resolved).map_err(TrainError::io(&dir))?;
@@ -906,6 +908,20 @@ mod tests {
         let mut other = longer.clone();
         other.optimizer.lr *= 2.0;
         assert!(!only_lengthens(&saved, &other), "more steps and another change");
+    }
+
+    #[test]
+    fn a_moved_config_naming_the_same_folders_still_resumes() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["runs/cache", "runs/x", "configs/a", "runs/other"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        let text = include_str!("../../../configs/shapes-v1/vae.toml");
+        let with_data = |path: &str| text.replacen("[data]", &format!("[data]\npath = \"{path}\""), 1);
+        let at = |dir: &str, path: &str| RunConfig::from_toml(&with_data(path), &root.path().join(dir).join("c.toml")).unwrap();
+        let saved = at("configs/a", "../../runs/cache");
+        assert!(only_lengthens(&saved, &at("runs/x", "../cache")), "the same folder by another route");
+        assert!(!only_lengthens(&saved, &at("runs/x", "../other")), "another folder");
     }
 
     #[test]
