@@ -523,6 +523,10 @@ pub enum DataCommand {
         /// style, neutral mood) rather than every kind of scene (a config's `data.scoring_share`).
         #[arg(long, default_value_t = 0.0)]
         scoring_share: f64,
+        /// Shapes World: the world seed (a config's `data.shapes_seed`); caches made with
+        /// different seeds hold different clips.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 

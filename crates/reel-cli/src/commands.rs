@@ -33,8 +33,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(ModelCommand::Info { dir, json }) => model_info(&model_path(&dir)?, json),
         Command::Model(ModelCommand::Run { dir, component, inputs, output }) => model_run(&model_path(&dir)?, component, &inputs, &output),
         Command::Train(args) => crate::train::train(args, quiet),
-        Command::Data(DataCommand::Cache { input, model, out, width, height, frames, fps, text, max_text_len, shard_size, count, scoring_share }) => {
-            crate::train::cache(input, model, &out, [width, height, frames], fps, text, max_text_len, shard_size, count, scoring_share, quiet)
+        Command::Data(DataCommand::Cache { input, model, out, width, height, frames, fps, text, max_text_len, shard_size, count, scoring_share, seed }) => {
+            crate::train::cache(input, model, &out, [width, height, frames], fps, text, max_text_len, shard_size, count, scoring_share, seed, quiet)
         }
         Command::Eval(command) => eval::run(command, quiet),
         Command::Bench(BenchCommand::Transformer { model, text_len }) => crate::bench::transformer(&model, text_len),

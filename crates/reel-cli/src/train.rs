@@ -102,6 +102,7 @@ pub fn cache(
     shard_size: usize,
     count: u64,
     scoring_share: f64,
+    seed: u64,
     quiet: bool,
 ) -> Result<()> {
     let bucket = Bucket { width, height, frames, batch_size: 1, weight: 1.0 };
@@ -114,7 +115,7 @@ pub fn cache(
     }
     let source = if input.is_some() { SourceKind::Videos } else { SourceKind::Shapes };
     let data: DataConfig = serde_json::from_value(json!({
-        "source": source, "path": input, "fps": fps, "buckets": [bucket], "scoring_share": scoring_share,
+        "source": source, "path": input, "fps": fps, "buckets": [bucket], "scoring_share": scoring_share, "shapes_seed": seed,
     }))?;
     let job = reel_train::cache::CacheJob { data, bucket, model, with_text: text, max_text_len, shard_size, count: Some(count) };
     let bar = crate::commands::progress_bar(0, "encoding", quiet);

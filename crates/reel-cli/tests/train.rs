@@ -253,6 +253,16 @@ every = 30
     let made = ok(&["data", "cache", "--model", vae_model.to_str().unwrap(), "--out", cache.to_str().unwrap(), "--width", "32", "--height", "32", "--frames", "9", "--count", "12", "--shard-size", "5"]);
     assert_eq!(made["entries"], 12);
     assert_eq!(made["shards"], 3);
+    // --seed: another world seed, other clips.
+    let captions = |dir: &std::path::Path| -> Vec<String> {
+        let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+        index["entries"].as_array().unwrap().iter().map(|e| e["caption"].as_str().unwrap().to_string()).collect()
+    };
+    let reseeded = dir.path().join("cache-seed-5");
+    ok(&["data", "cache", "--model", vae_model.to_str().unwrap(), "--out", reseeded.to_str().unwrap(), "--width", "32", "--height", "32", "--frames", "9", "--count", "4", "--seed", "5"]);
+    let (first, other) = (captions(&cache), captions(&reseeded));
+    assert_eq!(other.len(), 4);
+    assert_ne!(first[..4], other[..], "seed 5 cached the clips of seed 0");
     // --scoring-share 1: every cached clip is a one-object, static, flat, neutral scene; a
     // share outside [0, 1] is refused before anything is written.
     let scoring = dir.path().join("scoring-cache");
