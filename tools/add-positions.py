@@ -6,9 +6,9 @@
 Copies the model folder SRC (diffusers layout) to DST with `sincos_positions` on in its
 transformer config and `pos_embedding.weight` — the projection of the fixed sin-cos position
 features — set to zeros, so DST's transformer computes exactly what SRC's did until
-training moves the projection; or, with `--init-std S`, to normal values of that standard
-deviation (seeded), so every token carries its position from the first step (configs/experiments/transformer-positions.toml; MODEL_CARD.md says
-why). Needs numpy and safetensors (pip).
+training moves the projection (shapes-v1's step 9, configs/shapes-v1/transformer-3.toml);
+or, with `--init-std S`, to normal values of that standard deviation (seeded), so every
+token carries its position from the first step. Needs numpy and safetensors (pip).
 """
 import json
 import os

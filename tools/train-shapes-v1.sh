@@ -16,8 +16,15 @@
 #        7. the VAE decoder's second stage on 17-frame clips, encoder frozen
 #           (configs/shapes-v1/vae-decoder.toml) → runs/shapes-v1-vae-decoder; it shares only
 #           the (fixed) encoder with steps 4-6, so it may run beside them
-#        8. the export                           → models/shapes-v1, with step 7's weights under
+#        8. step 6's export                      → runs/shapes-v1-transformer-2-model
+#        9. sin-cos absolute positions added (tools/add-positions.py, a no-op at first), and
+#           the transformer's third stage (configs/shapes-v1/transformer-3.toml)
+#                                                → runs/shapes-v1-transformer-3, exported
+#       10. its fourth stage, loss weighted towards objects (configs/shapes-v1/transformer-4.toml)
+#                                                → runs/shapes-v1-transformer-4
+#       11. the export                           → models/shapes-v1, with step 7's weights under
 #           step 2's VAE config (its latent statistics are the ones the transformer learnt with)
+# Needs numpy and safetensors (pip) for step 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -43,6 +50,11 @@ train configs/shapes-v1/transformer.toml runs/shapes-v1-transformer
 train configs/shapes-v1/transformer-2.toml runs/shapes-v1-transformer-2
 train configs/shapes-v1/vae-decoder.toml runs/shapes-v1-vae-decoder
 [ -f runs/shapes-v1-vae-decoder-model/model_index.json ] || "$reel" train export runs/shapes-v1-vae-decoder runs/shapes-v1-vae-decoder-model --latent-stats 0
-"$reel" train export runs/shapes-v1-transformer-2 models/shapes-v1
+[ -f runs/shapes-v1-transformer-2-model/model_index.json ] || "$reel" train export runs/shapes-v1-transformer-2 runs/shapes-v1-transformer-2-model
+[ -f runs/shapes-v1-transformer-2-positions/model_index.json ] || python3 tools/add-positions.py runs/shapes-v1-transformer-2-model runs/shapes-v1-transformer-2-positions
+train configs/shapes-v1/transformer-3.toml runs/shapes-v1-transformer-3
+[ -f runs/shapes-v1-transformer-3-model/model_index.json ] || "$reel" train export runs/shapes-v1-transformer-3 runs/shapes-v1-transformer-3-model
+train configs/shapes-v1/transformer-4.toml runs/shapes-v1-transformer-4
+"$reel" train export runs/shapes-v1-transformer-4 models/shapes-v1
 cp runs/shapes-v1-vae-decoder-model/vae/diffusion_pytorch_model.safetensors models/shapes-v1/vae/
 du -sh models/shapes-v1
