@@ -12,7 +12,8 @@
 #
 #   bash tools/eval-shapes-v1.sh [MODEL] [OUT]     # defaults: shapes-v1, runs/eval-shapes-v1
 #
-# 64 + 64 + 64 + 32 clips at the model's default settings (about 10 minutes on 2 cores).
+# 64 + 64 + 64 + 32 clips at the model's default settings (about 10 minutes on 2 cores at
+# 64x64); the real clips are rendered at the model's default size too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -21,8 +22,16 @@ model=${1:-shapes-v1}
 out=${2:-runs/eval-shapes-v1}
 n=${SAMPLES:-64}
 mkdir -p "$out"
+read -r width height < <("$reel" -q model info "$model" --json | python3 -c '
+import json, os, sys
+d = json.load(open(os.path.join(json.load(sys.stdin)["path"], "model_index.json"))).get("reel", {})
+print(d.get("width", 64), d.get("height", 64))')
 real() { # name split scenes
-    [ -f "$out/real-$1/manifest.jsonl" ] || "$reel" -q data synth --out "$out/real-$1" --count "$n" --split "$2" --scenes "$3" --seed 1 --format mp4 > /dev/null
+    if ! grep -qs "\"width\":$width,\"height\":$height," "$out/real-$1/manifest.jsonl"; then
+        rm -rf "$out/real-$1"
+        "$reel" -q data synth --out "$out/real-$1" --count "$n" --split "$2" --scenes "$3" --seed 1 --format mp4 \
+            --width "$width" --height "$height" > /dev/null
+    fi
     "$reel" -q eval adherence --manifest "$out/real-$1/manifest.jsonl" --json > "$out/real-$1.json"
 }
 real targets holdout scoring
