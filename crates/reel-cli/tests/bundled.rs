@@ -51,7 +51,12 @@ fn a_prompt_becomes_a_video_with_the_default_model() {
     assert_eq!(v["seed"], 0, "{v}");
     let video = tmp.path().join("red.mp4");
     let info = ok(&reel(&["video", "info", video.to_str().unwrap(), "--json"], tmp.path()));
-    assert_eq!((info["width"].as_u64(), info["height"].as_u64(), info["frames"].as_u64()), (Some(64), Some(64), Some(17)), "{info}");
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(bundled().join("model_index.json")).unwrap()).unwrap();
+    let defaults = &index["reel"];
+    // The speed target's floor: 17 frames at 64×64 or larger.
+    assert!(defaults["width"].as_u64().is_some_and(|w| w >= 64) && defaults["frames"].as_u64().is_some_and(|f| f >= 17), "the bundled model's defaults: {index}");
+    let want = (defaults["width"].as_u64(), defaults["height"].as_u64(), defaults["frames"].as_u64());
+    assert_eq!((info["width"].as_u64(), info["height"].as_u64(), info["frames"].as_u64()), want, "{info}");
     let sidecar: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("red.json")).unwrap()).unwrap();
     assert!(sidecar.to_string().contains("red ball moving right"), "{sidecar}");
 }
