@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """One latent cache from several made with the same VAE, size and frame count, say by
-`reel data cache` processes run side by side with different `--seed`s (one process uses
-about one core and a half whatever the machine has, so eight at once fill sixteen):
+`reel data cache` runs with different `--seed`s on several machines, or side by side:
 
     for k in 0 1 2 3; do reel data cache ... --seed $k --out part-$k & done; wait
     python3 tools/cache-merge.py OUT part-0 part-1 part-2 part-3
@@ -16,6 +15,8 @@ import shutil
 import sys
 
 from safetensors.numpy import load_file, save_file
+
+from reel_tools import cache_entry
 
 SAME = ("format", "vae_hash", "text_encoder_hash", "max_text_len", "width", "height", "frames")
 
@@ -47,10 +48,7 @@ def main():
             tensors = load_file(os.path.join(c, name))
             renamed = {}
             for k, e in rows:
-                j = len(entries)
-                for kind in ("mean", "logvar", "text"):
-                    if f"{kind}.{k}" in tensors:
-                        renamed[f"{kind}.{j}"] = tensors[f"{kind}.{k}"]
+                renamed.update(cache_entry(tensors, k, len(entries)))
                 entries.append(dict(e, shard=len(shards)))
             shards.append(f"shard-{len(shards):05}.safetensors")
             save_file(renamed, os.path.join(tmp, shards[-1]))

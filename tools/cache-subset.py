@@ -17,6 +17,8 @@ import sys
 
 from safetensors.numpy import load_file, save_file
 
+from reel_tools import cache_entry
+
 
 def main():
     args = sys.argv[1:]
@@ -37,10 +39,7 @@ def main():
             continue
         if e["shard"] not in shards:
             shards[e["shard"]] = load_file(os.path.join(cache, index["shards"][e["shard"]]))
-        j = len(entries)
-        for kind in ("mean", "logvar", "text"):
-            if f"{kind}.{k}" in shards[e["shard"]]:
-                tensors[f"{kind}.{j}"] = shards[e["shard"]][f"{kind}.{k}"]
+        tensors.update(cache_entry(shards[e["shard"]], k, len(entries)))
         entries.append(dict(e, shard=0, caption=match.group(group) if group is not None else e["caption"]))
         if len(entries) == n:
             break

@@ -1,6 +1,6 @@
 """Helpers the Python tools share: running one model component through `reel model run`,
 encoding prompts with a model's word-level tokenizer and text encoder, reading a clip's
-frames with ffmpeg. Needs numpy and safetensors (pip), and ffmpeg for `read_clip`."""
+frames with ffmpeg, moving a latent cache's entries. Needs numpy and safetensors (pip), and ffmpeg for `read_clip`."""
 import json
 import os
 import re
@@ -34,6 +34,12 @@ def encode_text(model, texts, tmp, max_len=None):
     mask = np.array([[1] * len(x) + [0] * (length - len(x)) for x in ids], np.int64)
     h = run_component(model, "text-encoder", {"input_ids": tokens, "attention_mask": mask}, tmp)["last_hidden_state"]
     return (h * mask[:, :, None]).astype(np.float32), [len(x) for x in ids]
+
+
+def cache_entry(shard, k, j):
+    """Entry `k`'s tensors in a loaded latent-cache shard (`reel data cache`'s format:
+    `mean.k`, `logvar.k` and, for caches with text, `text.k`), named as entry `j`."""
+    return {f"{kind}.{j}": shard[f"{kind}.{k}"] for kind in ("mean", "logvar", "text") if f"{kind}.{k}" in shard}
 
 
 def read_clip(path):

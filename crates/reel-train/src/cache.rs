@@ -335,8 +335,11 @@ impl Drop for CacheWriter {
     }
 }
 
-/// Clips [`build`] loads and encodes at once, one per thread.
-const PARALLEL_CLIPS: usize = 4;
+/// Clips [`build`] loads and encodes at once, one per thread: one per thread of the pool, and
+/// at least four (four at once halved the time on 2 cores; BENCHMARKS.md).
+fn parallel_clips() -> usize {
+    rayon::current_num_threads().max(4)
+}
 
 /// What `reel data cache` encodes.
 #[derive(Clone, Debug)]
@@ -400,7 +403,7 @@ pub fn build(job: &CacheJob, out: &Path, stop: &std::sync::atomic::AtomicBool, m
     // added in order: the same entries as one after another, on every core (one batch of
     // several clips was slower than either; BENCHMARKS.md).
     let todo: Vec<(usize, u64)> = items.iter().copied().enumerate().skip(start as usize).collect();
-    for chunk in todo.chunks(PARALLEL_CLIPS) {
+    for chunk in todo.chunks(parallel_clips()) {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(TrainError::CacheInterrupted { done: writer.saved_items(), total, partial: CacheWriter::partial_dir(out) });
         }

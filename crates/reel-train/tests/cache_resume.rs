@@ -84,6 +84,10 @@ fn clips_encoded_in_parallel_match_clips_encoded_one_by_one() {
     let job = job(&model, 11);
     build(&job, &out, &AtomicBool::new(false), |_, _| {}).unwrap();
     let cached = latents(&LatentCache::open(&out).unwrap());
+    // With more threads more clips go at once (eight here, four at least): the same cache.
+    let wide = dir.path().join("cache-8");
+    rayon::ThreadPoolBuilder::new().num_threads(8).build().unwrap().install(|| build(&job, &wide, &AtomicBool::new(false), |_, _| {})).unwrap();
+    assert_eq!(latents(&LatentCache::open(&wide).unwrap()), cached, "eight clips at once changed the latents");
     let vae = reel_models::load_wan_vae(&model.join("vae"), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
     let mut data = job.data.clone();
     data.random_crop = false; // as the cache loads clips
