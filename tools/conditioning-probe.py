@@ -7,13 +7,15 @@ word it ignores costs nothing. A second table weighs the same errors towards obj
 `train.foreground_weight = 10` does (docs/training.md), where a word that only moves or
 reshapes an object shows more plainly.
 
-    python3 tools/conditioning-probe.py MODEL CACHE [N] [--motion-only]
+    python3 tools/conditioning-probe.py MODEL CACHE [N] [--motion-only] [--first-frame]
 
 MODEL: a model folder (transformer, text encoder, tokenizer, VAE config for the latent
 statistics); CACHE: a `reel data cache` folder made with that VAE; N clips (default 48) of
 one object, static camera, whose motion is a translation. Same noise for every caption.
 `--motion-only`: any clip whose caption names a translation (a cache whose captions are only
 a motion phrase, `tools/cache-subset.py --caption-group`); no shape or colour columns.
+`--first-frame`: each clip's first latent frame is shown clean at timestep 0 (a model trained
+with `train.first_frame_share`) and the loss is over the other frames only.
 Needs numpy and safetensors (pip).
 """
 import json
@@ -53,7 +55,8 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     motion_only = "--motion-only" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--motion-only"]
+    first_frame = "--first-frame" in sys.argv
+    args = [a for a in sys.argv[1:] if a not in ("--motion-only", "--first-frame")]
     model, cache = args[0], args[1]
     n = int(args[2]) if len(args) > 2 else 48
     index = json.load(open(os.path.join(cache, "index.json")))
@@ -82,7 +85,10 @@ def main():
         sets.update({"shape swapped": [swap(c, SHAPE) for c in captions], "colour swapped": [swap(c, COLOUR) for c in captions]})
     sets["empty caption"] = [""] * len(captions)
     eps = np.random.default_rng(0).standard_normal(x0.shape).astype(np.float32)
-    print(f"{len(captions)} clips, e.g. {captions[0]!r}")
+    print(f"{len(captions)} clips, e.g. {captions[0]!r}" + (" (first latent frame shown clean)" if first_frame else ""))
+    frames = x0.shape[2]
+    # Frames the loss is over: all, or all but a clean first frame.
+    scored = slice(1, frames) if first_frame else slice(0, frames)
     header = f"{'sigma':>6} " + " ".join(f"{name:>15}" for name in sets)
     w = foreground_weights(x0)
     plain, weighted = [], []
@@ -90,14 +96,21 @@ def main():
         context = {name: encode_text(model, c, tmp, max_len=32)[0] for name, c in sets.items()}
         for sigma in SIGMAS:
             xt = (1 - sigma) * x0 + sigma * eps
+            timestep = np.full((len(fps), frames), sigma * 1000, np.float32)
+            if first_frame:
+                xt[:, :, 0] = x0[:, :, 0]
+                timestep[:, 0] = 0
+            else:
+                timestep = timestep[:, 0]
             target = eps - x0
             p_row, w_row = [], []
             for name in sets:
-                out = run_component(model, "transformer", {"hidden_states": xt, "timestep": np.full(len(fps), sigma * 1000, np.float32),
+                out = run_component(model, "transformer", {"hidden_states": xt, "timestep": timestep,
                                                             "encoder_hidden_states": context[name], "fps": fps}, tmp)["sample"]
-                e = (out - target) ** 2
+                e = ((out - target) ** 2)[:, :, scored]
+                ws = w[:, :, scored]
                 p_row.append(float(e.mean()))
-                w_row.append(float((e * w).mean() / w.mean()))
+                w_row.append(float((e * ws).mean() / ws.mean()))
             plain.append((sigma, p_row))
             weighted.append((sigma, w_row))
     for title, rows in (("velocity MSE", plain), ("velocity MSE weighted towards objects (foreground_weight 10)", weighted)):

@@ -32,6 +32,15 @@ CONFIGS = {
                     text_dim=12, freq_dim=10, ffn_dim=24, num_layers=2, cross_attn_norm=False, eps=1e-5,
                     rope_max_seq_len=64),
         latent=(1, 6, 4, 6, 4), text_len=5, timesteps=[500.0]),
+    # One timestep per latent frame (a clean first frame at 0, as first-frame conditioning
+    # runs it): diffusers takes them per token (Wan2.2 TI2V's [B, S]); the fixture stores
+    # them per latent frame ([B, F']), Reel's form, and feeds diffusers each frame's value
+    # for every token of the frame.
+    "tiny_c": dict(
+        config=dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
+                    text_dim=8, freq_dim=8, ffn_dim=16, num_layers=2, cross_attn_norm=True, eps=1e-6,
+                    rope_max_seq_len=64),
+        latent=(2, 4, 3, 4, 4), text_len=5, frame_timesteps=[[0.0, 900.0, 900.0], [300.0, 300.0, 300.0]]),
 }
 
 
@@ -52,9 +61,16 @@ def build(name, spec, out_dir, seed):
     hidden = torch.randn(spec["latent"], generator=gen)
     b = spec["latent"][0]
     text = torch.randn((b, spec["text_len"], spec["config"]["text_dim"]), generator=gen)
-    timestep = torch.tensor(spec["timesteps"], dtype=torch.float32)
+    if "frame_timesteps" in spec:
+        timestep = torch.tensor(spec["frame_timesteps"], dtype=torch.float32)
+        pt, ph, pw = spec["config"]["patch_size"]
+        tokens_per_frame = (spec["latent"][3] // ph) * (spec["latent"][4] // pw)
+        per_token = timestep.repeat_interleave(tokens_per_frame, dim=1)
+    else:
+        timestep = torch.tensor(spec["timesteps"], dtype=torch.float32)
+        per_token = timestep
     with torch.no_grad():
-        sample = model(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
+        sample = model(hidden_states=hidden, timestep=per_token, encoder_hidden_states=text, return_dict=False)[0]
     save_file({"hidden_states": hidden.contiguous(), "timestep": timestep, "encoder_hidden_states": text.contiguous(),
                "sample": sample.contiguous()}, out_dir / f"{name}.io.safetensors")
     return sample
@@ -67,8 +83,8 @@ def main():
         names = sys.argv[sys.argv.index("--configs") + 1].split(",")
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    for i, name in enumerate(names):
-        sample = build(name, CONFIGS[name], out_dir, seed=100 + i)
+    for name in names:
+        sample = build(name, CONFIGS[name], out_dir, seed=100 + list(CONFIGS).index(name))
         print(f"{name}: output {tuple(sample.shape)}, max |x| {sample.abs().max().item():.3f}")
 
 

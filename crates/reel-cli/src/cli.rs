@@ -99,6 +99,10 @@ pub struct GenerateArgs {
     /// Classifier-free guidance scale (1 or less: none).
     #[arg(long)]
     pub guidance: Option<f64>,
+    /// Steps of a first pass that makes the first frame, before the clip is made from it
+    /// (0: the whole clip at once; default: the model's).
+    #[arg(long)]
+    pub first_frame_steps: Option<u32>,
     /// euler or unipc.
     #[arg(long)]
     pub scheduler: Option<String>,

@@ -88,6 +88,7 @@ fn request(args: &GenerateArgs) -> Result<Request> {
     set(&mut req.seed, args.seed);
     set(&mut req.steps, args.steps);
     set(&mut req.guidance, args.guidance);
+    set(&mut req.first_frame_steps, args.first_frame_steps);
     set(&mut req.scheduler, args.scheduler.clone());
     set(&mut req.model, args.model.clone());
     Ok(req)

@@ -429,3 +429,33 @@ fn a_launch_by_mpirun_without_the_mpi_feature_is_refused_with_the_fix() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("without the `mpi` feature") && stderr.contains("--features mpi"), "{stderr}");
 }
+
+#[test]
+fn first_frame_conditioning_trains_exports_and_generates_in_two_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(smoke()).unwrap().replace("steps = 50", "steps = 2").replace("every = 50", "every = 0");
+    let cfg = write_config(dir.path(), "ff.toml", &text.replace("condition_dropout = 0.1", "condition_dropout = 0.1\nfirst_frame_share = 0.5"));
+    let run = dir.path().join("run");
+    ok(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(records(&run).iter().all(|r| r["loss"].as_f64().unwrap().is_finite()));
+    // The export makes a first-frame pass by default, as long as the clip's own.
+    let model = dir.path().join("model");
+    ok(&["train", "export", run.to_str().unwrap(), model.to_str().unwrap()]);
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(model.join("model_index.json")).unwrap()).unwrap();
+    assert_eq!(index["reel"]["first_frame_steps"], 8);
+    let out = dir.path().join("clip.mp4");
+    let made = ok(&["generate", "a red circle moving right", "--model", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--steps", "3", "--json"]);
+    assert_eq!((made["settings"]["first_frame_steps"].as_u64(), made["settings"]["steps"].as_u64()), (Some(8), Some(3)));
+    assert!(out.is_file());
+    let off = ok(&["generate", "a red circle moving right", "--model", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--first-frame-steps", "0", "--json"]);
+    assert_eq!(off["settings"]["first_frame_steps"], 0);
+    assert_eq!(off["settings"]["sources"]["first_frame_steps"], "request");
+    // A plain run's export has none.
+    let plain = write_config(dir.path(), "plain.toml", &text);
+    let plain_run = dir.path().join("plain");
+    ok(&["train", plain.to_str().unwrap(), "--out", plain_run.to_str().unwrap()]);
+    let plain_model = dir.path().join("plain-model");
+    ok(&["train", "export", plain_run.to_str().unwrap(), plain_model.to_str().unwrap()]);
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(plain_model.join("model_index.json")).unwrap()).unwrap();
+    assert_eq!(index["reel"]["first_frame_steps"], 0);
+}

@@ -1,6 +1,7 @@
 //! The Wan transformer against diffusers (fixtures from `tools/reference/wan_transformer.py`):
 //! output within 1e-4 of the output's scale. `REEL_WAN_FIXTURES=DIR` checks another
-//! fixture directory made by the same script (other configs).
+//! fixture directory made by the same script (other configs). `tiny_c` gives one timestep
+//! per latent frame.
 
 use std::path::PathBuf;
 
@@ -196,4 +197,31 @@ fn sharded_weights_with_an_index_load_the_same_model() {
     std::fs::remove_file(tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
     let err = reel_models::load_wan_transformer(tmp.path(), DType::F32, &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("model-00002-of-00002.safetensors") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn one_timestep_per_frame_equals_one_per_clip_when_they_agree() {
+    let dir = fixture_dir();
+    let io = candle_core::safetensors::load(dir.join("tiny_a.io.safetensors"), &Device::Cpu).unwrap();
+    let model = reel_models::load_wan_transformer(&dir.join("tiny_a"), DType::F32, &Device::Cpu).unwrap();
+    let hidden = &io["hidden_states"];
+    let per_clip = &io["timestep"]; // [2]
+    let frames = hidden.dim(2).unwrap();
+    let per_frame = per_clip.unsqueeze(1).unwrap().broadcast_as((2, frames)).unwrap().contiguous().unwrap();
+    let run = |t: &Tensor| model.forward(&WanInput { hidden_states: hidden, timestep: t, encoder_hidden_states: &io["encoder_hidden_states"], fps: None, frame_offset: 0 }).unwrap();
+    let (a, b) = (run(per_clip), run(&per_frame));
+    assert!(max_abs(&(&a - &b).unwrap()) <= 1e-6 * max_abs(&a), "the same noise level given per frame changes nothing");
+    // A clean first frame (timestep 0) changes the prediction of every frame, the others
+    // through attention.
+    let mut rows = per_frame.to_vec2::<f32>().unwrap();
+    rows.iter_mut().for_each(|r| r[0] = 0.0);
+    let mixed = run(&Tensor::new(rows, &Device::Cpu).unwrap());
+    for f in 0..frames {
+        let d = max_abs(&(mixed.narrow(2, f, 1).unwrap() - a.narrow(2, f, 1).unwrap()).unwrap());
+        assert!(d > 1e-4, "frame {f} unchanged by the first frame's timestep");
+    }
+    // A timestep per token or per pixel frame is refused with the shapes it accepts.
+    let wrong = Tensor::zeros((2, frames + 1), DType::F32, &Device::Cpu).unwrap();
+    let err = model.forward(&WanInput { hidden_states: hidden, timestep: &wrong, encoder_hidden_states: &io["encoder_hidden_states"], fps: None, frame_offset: 0 }).unwrap_err().to_string();
+    assert!(err.contains(&format!("[2] or [2, {frames}]")), "{err}");
 }

@@ -1,7 +1,7 @@
 //! A whole text-to-video model from a diffusers-layout folder: `transformer/`, `vae/`,
 //! `text_encoder/`, `tokenizer/`, `scheduler/` and `model_index.json`, whose optional
 //! `"reel"` object gives the model's default request (size, frames, fps, steps, guidance,
-//! negative prompt) — `reel train export` writes it.
+//! first-frame steps, negative prompt) — `reel train export` writes it.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,7 @@ struct Defaults {
     fps: Option<f64>,
     steps: Option<u32>,
     guidance: Option<f64>,
+    first_frame_steps: Option<u32>,
     negative_prompt: Option<String>,
 }
 
@@ -142,6 +143,7 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
         fps: defaults.fps.unwrap_or(8.0),
         steps: defaults.steps.unwrap_or(30),
         guidance: defaults.guidance.unwrap_or(5.0),
+        first_frame_steps: defaults.first_frame_steps.unwrap_or(0),
         negative_prompt: defaults.negative_prompt.unwrap_or_default(),
         scheduler: match scheduler {
             SchedulerConfig::FlowMatchEuler(_) => SchedulerKind::Euler,
@@ -162,6 +164,7 @@ pub fn settings(r: &Resolved) -> Settings {
         fps: r.fps,
         steps: r.steps as usize,
         guidance: r.guidance,
+        first_frame_steps: r.first_frame_steps as usize,
         seed: r.seed,
         negative_prompt: r.negative_prompt.clone(),
     }

@@ -49,6 +49,9 @@ pub struct Request {
     pub steps: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<f64>,
+    /// Steps that make the first frame before the clip is made from it (0: the whole clip at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_frame_steps: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +95,10 @@ pub struct ModelSpec {
     pub fps: f64,
     pub steps: u32,
     pub guidance: f64,
+    /// Steps of a first pass that makes the first frame (0: none; models trained with
+    /// first-frame conditioning set it).
+    #[serde(default)]
+    pub first_frame_steps: u32,
     pub negative_prompt: String,
     pub scheduler: SchedulerKind,
     /// Width and height must be multiples of this (VAE ratio × patch size).
@@ -152,6 +159,9 @@ pub struct Resolved {
     pub seed: u64,
     pub steps: u32,
     pub guidance: f64,
+    /// Steps of the pass that makes the first frame before the clip (0: the clip at once).
+    #[serde(default)]
+    pub first_frame_steps: u32,
     pub scheduler: SchedulerKind,
     /// Where each setting came from: "request" (a JSON field or a command-line flag), "text" (read from the prompt) or "default" (the model's).
     pub sources: BTreeMap<String, String>,
@@ -533,6 +543,11 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
     if !(guidance.is_finite() && (0.0..=MAX_GUIDANCE).contains(&guidance)) {
         return Err(RequestError::new("guidance", format!("{guidance} is out of range"), format!("0 to {MAX_GUIDANCE} (1 or less: no classifier-free guidance)")));
     }
+    let first_frame_steps = req.first_frame_steps.unwrap_or(spec.first_frame_steps);
+    pick("first_frame_steps", req.first_frame_steps.is_some(), false);
+    if first_frame_steps > MAX_STEPS {
+        return Err(RequestError::new("first_frame_steps", format!("{first_frame_steps} steps is out of range"), format!("0 (the whole clip at once) to {MAX_STEPS}")));
+    }
     let scheduler = match &req.scheduler {
         Some(s) => SchedulerKind::parse(s).ok_or_else(|| RequestError::new("scheduler", format!("unknown scheduler '{s}'"), SchedulerKind::NAMES))?,
         None => spec.scheduler,
@@ -577,6 +592,7 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
         seed,
         steps,
         guidance,
+        first_frame_steps,
         scheduler,
         sources,
         notes,
@@ -630,7 +646,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ModelSpec {
-        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
+        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
     }
 
     #[test]
@@ -668,6 +684,12 @@ mod tests {
         // 1.3 s at 8 fps: 11.4 frames → 1 + 4·round(2.6) = 13.
         assert_eq!(r.frames, 13);
         assert!(r.notes[0].contains("13 frames"), "{:?}", r.notes);
+        // First-frame steps: the model's unless the request names them.
+        let ff = ModelSpec { first_frame_steps: 12, ..spec() };
+        let r = resolve(&Request::text("x"), &ff, None).unwrap();
+        assert_eq!((r.first_frame_steps, r.sources["first_frame_steps"].as_str()), (12, "default"));
+        let r = resolve(&Request { prompt: "x".into(), first_frame_steps: Some(0), ..Default::default() }, &ff, None).unwrap();
+        assert_eq!((r.first_frame_steps, r.sources["first_frame_steps"].as_str()), (0, "request"));
         // Aspect words keep the default's short side.
         let r = resolve(&Request::text("a landscape video of a red circle"), &spec(), None).unwrap();
         assert_eq!((r.width, r.height), (112, 64));
@@ -695,6 +717,8 @@ mod tests {
         assert_eq!(err(Request { prompt: "x".into(), fps: Some(0.0), ..Default::default() }).field, "fps");
         assert_eq!(err(Request { prompt: "x".into(), steps: Some(0), ..Default::default() }).field, "steps");
         assert_eq!(err(Request { prompt: "x".into(), guidance: Some(f64::NAN), ..Default::default() }).field, "guidance");
+        let e = err(Request { prompt: "x".into(), first_frame_steps: Some(501), ..Default::default() });
+        assert!(e.field == "first_frame_steps" && e.accepted.starts_with("0 (the whole clip at once)"), "{e}");
         assert_eq!(err(Request { prompt: "x".into(), scheduler: Some("ddim".into()), ..Default::default() }).field, "scheduler");
         assert_eq!(err(Request { prompt: " ".into(), ..Default::default() }).field, "prompt");
         assert_eq!(err(Request { prompt: "x".into(), frames: Some(17), duration: Some(2.0), ..Default::default() }).field, "frames");

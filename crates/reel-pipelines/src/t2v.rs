@@ -59,6 +59,10 @@ pub struct Settings {
     pub steps: usize,
     /// Classifier-free guidance scale; 1 or less runs the conditional branch only.
     pub guidance: f64,
+    /// Steps of a first pass that makes the first frame; the clip is then made from it, its
+    /// first latent frame held clean at timestep 0 (first-frame conditioning, which a model
+    /// learns with `train.first_frame_share`). 0: the whole clip in one pass.
+    pub first_frame_steps: usize,
     pub seed: u64,
     pub negative_prompt: String,
 }
@@ -93,23 +97,56 @@ impl Components<'_> {
         self.denoise_with(&context, s, on_step)
     }
 
-    /// [`Self::denoise`] from a conditioning made by [`Self::encode_text`].
+    /// [`Self::denoise`] from a conditioning made by [`Self::encode_text`]. With
+    /// `first_frame_steps`, a first pass of that many steps makes the whole clip, and its first
+    /// latent frame is kept: the second pass makes the clip again from the same noise with
+    /// that frame held clean. `on_step` counts both passes.
     pub fn denoise_with(&self, context: &Tensor, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
-        let device = Device::Cpu;
         let shape = self.latent_shape(s)?;
         let guided = s.guidance > 1.0;
         if context.dim(0)? != if guided { 2 } else { 1 } {
             candle_core::bail!("the text conditioning has {} rows; guidance {} needs {}", context.dim(0)?, s.guidance, if guided { 2 } else { 1 });
         }
+        let noise = latent_noise(s.seed, &shape, &Device::Cpu)?;
+        let total = if shape[2] > 1 { s.first_frame_steps + s.steps } else { s.steps };
+        // A one-latent-frame clip is its first frame: one pass.
+        let latents = if s.first_frame_steps > 0 && shape[2] > 1 {
+            let first = self.sample(context, s, s.first_frame_steps, &noise, None, |i| on_step(i, total))?.narrow(2, 0, 1)?;
+            self.sample(context, s, s.steps, &noise, Some(&first), |i| on_step(s.first_frame_steps + i, total))?
+        } else {
+            self.sample(context, s, s.steps, &noise, None, |i| on_step(i, total))?
+        };
+        self.vae.denormalize_latents(&latents)
+    }
+
+    /// One sampling pass of `steps` from `noise`; `first` (`[1, C, 1, h, w]`), when given, is
+    /// held as the clean first latent frame at timestep 0.
+    fn sample(&self, context: &Tensor, s: &Settings, steps: usize, noise: &Tensor, first: Option<&Tensor>, mut on_step: impl FnMut(usize)) -> Result<Tensor> {
+        let device = Device::Cpu;
+        let guided = s.guidance > 1.0;
         let batch = context.dim(0)?;
+        let frames = noise.dim(2)?;
+        let hold = |x: Tensor| -> Result<Tensor> {
+            match first {
+                Some(f) => Tensor::cat(&[f, &x.narrow(2, 1, frames - 1)?], 2),
+                None => Ok(x),
+            }
+        };
         let mut scheduler = self.scheduler.clone().build().map_err(candle_core::Error::wrap)?;
-        scheduler.set_timesteps(s.steps, None).map_err(candle_core::Error::wrap)?;
-        let mut latents = latent_noise(s.seed, &shape, &device)?;
+        scheduler.set_timesteps(steps, None).map_err(candle_core::Error::wrap)?;
+        let mut latents = hold(noise.clone())?;
         let fps = Tensor::from_vec(vec![s.fps as f32; batch], batch, &device)?;
-        let timesteps = scheduler.timesteps().to_vec();
-        for (i, &t) in timesteps.iter().enumerate() {
+        let token_frames = frames / self.transformer.config().patch_size[0];
+        for (i, &t) in scheduler.timesteps().to_vec().iter().enumerate() {
             let input = if guided { Tensor::cat(&[&latents, &latents], 0)? } else { latents.clone() };
-            let timestep = Tensor::from_vec(vec![t; batch], batch, &device)?;
+            let timestep = match first {
+                // One timestep per latent frame: 0 for the held first frame.
+                Some(_) => {
+                    let row: Vec<f32> = (0..token_frames).map(|f| if f == 0 { 0.0 } else { t }).collect();
+                    Tensor::from_vec(row.repeat(batch), (batch, token_frames), &device)?
+                }
+                None => Tensor::from_vec(vec![t; batch], batch, &device)?,
+            };
             let wan = WanInput {
                 hidden_states: &input,
                 timestep: &timestep,
@@ -124,10 +161,10 @@ impl Components<'_> {
             } else {
                 out
             };
-            latents = scheduler.step(&velocity, &latents).map_err(candle_core::Error::wrap)?;
-            on_step(i + 1, timesteps.len());
+            latents = hold(scheduler.step(&velocity, &latents).map_err(candle_core::Error::wrap)?)?;
+            on_step(i + 1);
         }
-        self.vae.denormalize_latents(&latents)
+        Ok(latents)
     }
 
     /// Decodes latents, handing frames to `sink` as they are ready.
@@ -186,7 +223,7 @@ mod tests {
             scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
             max_text_len: 8,
         };
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, seed: 3, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, seed: 3, negative_prompt: String::new() };
         let a = c.generate("a red circle", &s, |_, _| {}).unwrap();
         assert_eq!(a.len(), 5);
         assert_eq!((a[0].width(), a[0].height()), (16, 16));
@@ -198,6 +235,32 @@ mod tests {
         assert!(err.contains("1 + 4·k"), "{err}");
         let err = c.latent_shape(&Settings { width: 20, ..s }).unwrap_err().to_string();
         assert!(err.contains("multiple of 16"), "{err}");
+    }
+
+    #[test]
+    fn a_first_frame_pass_makes_the_first_frame_and_the_clip_keeps_it() {
+        let (t, v, e, tok) = tiny();
+        let c = Components {
+            transformer: &t, vae: &v, text_encoder: &e, tokenizer: &tok,
+            scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
+            max_text_len: 8,
+        };
+        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, seed: 5, negative_prompt: String::new() };
+        let one_pass = c.denoise("a red circle", &Settings { steps: 2, ..s.clone() }, |_, _| {}).unwrap();
+        let mut seen = Vec::new();
+        let two = Settings { first_frame_steps: 2, ..s.clone() };
+        let two_pass = c.denoise("a red circle", &two, |i, n| seen.push((i, n))).unwrap();
+        assert_eq!(seen, (1..=5).map(|i| (i, 5)).collect::<Vec<_>>(), "progress counts both passes");
+        let frame = |x: &Tensor, f: usize| x.narrow(2, f, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(frame(&two_pass, 0), frame(&one_pass, 0), "the first pass's first frame is kept as it was made");
+        let plain = c.denoise("a red circle", &s, |_, _| {}).unwrap();
+        assert_ne!(frame(&two_pass, 1), frame(&plain, 1), "the rest is made again from it");
+        let again = c.denoise("a red circle", &two, |_, _| {}).unwrap();
+        assert_eq!(frame(&again, 2), frame(&two_pass, 2), "the same seed gives the same clip");
+        // A one-frame clip is its first frame: one pass.
+        let mut steps = 0;
+        c.denoise("a red circle", &Settings { frames: 1, ..two }, |_, n| steps = n).unwrap();
+        assert_eq!(steps, 3);
     }
 
     #[test]

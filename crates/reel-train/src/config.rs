@@ -251,6 +251,14 @@ pub struct TrainConfig {
     /// the transformer's `in_channels` must be `2·z + 1`.
     #[serde(default)]
     pub keyframes: Vec<i64>,
+    /// First-frame conditioning (Wan2.2 TI2V's recipe, with per-frame timesteps): the share
+    /// of clips whose first latent frame is shown clean, at timestep 0, and left out of the
+    /// loss, while the rest of the clip is noised as usual. The model learns to carry on a
+    /// given first frame — where the object is — in the way the caption says, which is what
+    /// a motion word is worth; `reel.first_frame` generation (docs/models.md) uses it.
+    /// 0 (the default) trains plain text to video.
+    #[serde(default)]
+    pub first_frame_share: f64,
     /// VAE training: reconstruction loss and the KL weight.
     #[serde(default = "default_recon")]
     pub recon_loss: ReconLoss,
@@ -465,6 +473,7 @@ impl RunConfig {
             ("train.condition_dropout", self.train.condition_dropout),
             ("data.flip", self.data.flip),
             ("data.scoring_share", self.data.scoring_share),
+            ("train.first_frame_share", self.train.first_frame_share),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} {p}: a probability in [0, 1]"));
@@ -478,6 +487,9 @@ impl RunConfig {
         }
         if !(0.0..1.0).contains(&self.train.contrastive_weight) {
             return Err(format!("train.contrastive_weight {}: must be in [0, 1) (0 is off; above 1 the loss has no minimum)", self.train.contrastive_weight));
+        }
+        if self.train.first_frame_share > 0.0 && self.train.temporal_weight > 0.0 {
+            return Err("train.first_frame_share and train.temporal_weight cannot both be on: the temporal term would count the left-out first frame's jump; set one to 0".into());
         }
         if self.train.timestep_std <= 0.0 || self.train.timestep_shift <= 0.0 {
             return Err("train.timestep_std and train.timestep_shift must be positive".into());
@@ -565,6 +577,8 @@ steps = 10
             ("[train]", "[train]\ncondition_dropout = 1.5", "condition_dropout"),
             ("[train]", "[train]\ntemporal_weight = -1.0", "train.temporal_weight"),
             ("[train]", "[train]\ncontrastive_weight = 1.5", "train.contrastive_weight"),
+            ("[train]", "[train]\nfirst_frame_share = 1.5", "train.first_frame_share"),
+            ("[train]", "[train]\nfirst_frame_share = 0.5\ntemporal_weight = 1.0", "cannot both be on"),
             ("source = \"shapes\"", "source = \"shapes\"\nscoring_share = -0.1", "data.scoring_share"),
             ("source = \"shapes\"", "source = \"videos\"", "data.path"),
         ] {

@@ -384,10 +384,12 @@ impl Models {
 
 /// The request a model exported from this run makes by default (`model_index.json`'s
 /// `"reel"`, read by `reel generate`): its first bucket's size and frames, the lowest rate
-/// of its frame-rate set, and its validation sampling.
+/// of its frame-rate set, and its validation sampling — with a first-frame pass of as many
+/// steps when the run trained first-frame conditioning.
 fn default_request(cfg: &RunConfig) -> serde_json::Value {
     let bucket = cfg.data.buckets.first();
     let fps = cfg.data.fps.iter().copied().fold(f64::INFINITY, f64::min);
+    let first_frame_steps = if cfg.train.first_frame_share > 0.0 { cfg.validation.steps } else { 0 };
     json!({
         "width": bucket.map_or(64, |b| b.width),
         "height": bucket.map_or(64, |b| b.height),
@@ -395,6 +397,7 @@ fn default_request(cfg: &RunConfig) -> serde_json::Value {
         "fps": if fps.is_finite() { fps } else { cfg.data.shapes_fps },
         "steps": cfg.validation.steps,
         "guidance": cfg.validation.guidance,
+        "first_frame_steps": first_frame_steps,
     })
 }
 

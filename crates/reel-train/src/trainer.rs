@@ -35,6 +35,7 @@ const POSTERIOR_STREAM: u64 = 0x9057;
 const NOISE_STREAM: u64 = 0x401e;
 const SIGMA_STREAM: u64 = 0x5167;
 const DROPOUT_STREAM: u64 = 0xd209;
+const FIRST_FRAME_STREAM: u64 = 0xf1f0;
 
 /// How a run is started.
 #[derive(Clone, Debug)]
@@ -79,9 +80,13 @@ fn temporal_difference_mse(err: &Tensor) -> Result<Tensor> {
 /// The transformer's loss for predictions `pred` of velocity targets `target` of clean
 /// latents `x0` (all `[B, C, F, H, W]`): the (foreground-weighted) mean square error, less
 /// `contrastive_weight` times the same distance to the next clip's target, plus
-/// `temporal_weight` times the error's frame-to-frame change.
-fn flow_matching_loss(pred: &Tensor, target: &Tensor, x0: &Tensor, t: &TrainConfig) -> Result<Tensor> {
-    let err = (pred - target)?;
+/// `temporal_weight` times the error's frame-to-frame change. `keep` (`[B, 1, F, 1, 1]`, 0 or
+/// 1) leaves out frames that were shown clean.
+fn flow_matching_loss(pred: &Tensor, target: &Tensor, x0: &Tensor, keep: Option<&Tensor>, t: &TrainConfig) -> Result<Tensor> {
+    let err = match keep {
+        Some(k) => (pred - target)?.broadcast_mul(k)?,
+        None => (pred - target)?,
+    };
     let mut loss = foreground_mean(&err.sqr()?, x0, t.foreground_weight, ForegroundRamp::LATENTS)?;
     if t.contrastive_weight > 0.0 && pred.dim(0)? > 1 {
         let apart = foreground_mean(&(pred - roll_batch(target)?)?.sqr()?, x0, t.foreground_weight, ForegroundRamp::LATENTS)?;
@@ -543,8 +548,17 @@ impl Run<'_> {
                 if self.models.train_text { c } else { c.detach() }
             }
         };
+        let first_frame = (t.first_frame_share > 0.0).then(|| {
+            ids.iter().map(|&id| noise::uniform(noise::key(self.cfg.seed, FIRST_FRAME_STREAM), id) < t.first_frame_share).collect::<Vec<bool>>()
+        });
+        let (xt, timestep, keep) = match &first_frame {
+            Some(clean) => {
+                let (xt, timestep, keep) = first_frame_input(&xt, &x0, &sigmas, clean)?;
+                (xt, timestep, Some(keep))
+            }
+            None => (xt, (&sigma_t * 1000.0)?, None),
+        };
         let input = if t.keyframes.is_empty() { xt } else { keyframe_input(&xt, &x0, &t.keyframes)? };
-        let timestep = (&sigma_t * 1000.0)?;
         let fps = Tensor::from_vec(batch.fps.clone(), ids.len(), &dev)?;
         let pred = transformer.forward(&WanInput {
             hidden_states: &input,
@@ -553,7 +567,7 @@ impl Run<'_> {
             fps: transformer.config().fps_conditioning.then_some(&fps),
             frame_offset: 0,
         })?;
-        flow_matching_loss(&pred, &target, &x0, t)
+        flow_matching_loss(&pred, &target, &x0, keep.as_ref(), t)
     }
 
     /// With the encoder frozen (`encoder_trains` false) the posterior is cut from the graph,
@@ -629,6 +643,7 @@ impl Run<'_> {
                     fps,
                     steps: v.steps,
                     guidance: v.guidance,
+                    first_frame_steps: if self.cfg.train.first_frame_share > 0.0 { v.steps } else { 0 },
                     seed: v.seed,
                     negative_prompt: String::new(),
                 };
@@ -671,6 +686,27 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// First-frame conditioning: for the clips marked in `clean`, latent frame 0 of `xt` becomes
+/// the clean `x0`'s, at timestep 0, and is left out of the loss. Returns the input, the
+/// per-frame timesteps `[B, F]` (σ·1000 elsewhere) and the loss mask `[B, 1, F, 1, 1]`.
+fn first_frame_input(xt: &Tensor, x0: &Tensor, sigmas: &[f32], clean: &[bool]) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, _, f, _, _) = xt.dims5()?;
+    let mut shown = vec![0f32; b * f];
+    let mut timestep = vec![0f32; b * f];
+    for i in 0..b {
+        for j in 0..f {
+            let is_clean = clean[i] && j == 0;
+            shown[i * f + j] = if is_clean { 1.0 } else { 0.0 };
+            timestep[i * f + j] = if is_clean { 0.0 } else { sigmas[i] * 1000.0 };
+        }
+    }
+    let dev = xt.device();
+    let shown = Tensor::from_vec(shown, (b, 1, f, 1, 1), dev)?;
+    let keep = shown.affine(-1.0, 1.0)?;
+    let input = (xt.broadcast_mul(&keep)? + x0.broadcast_mul(&shown)?)?;
+    Ok((input, Tensor::from_vec(timestep, (b, f), dev)?, keep))
 }
 
 /// `[x_t, keyframe latents (zero elsewhere), mask]` along channels: the listed latent frames
@@ -808,6 +844,29 @@ mod tests {
     }
 
     #[test]
+    fn a_clean_first_frame_has_timestep_zero_and_no_loss() -> Result<()> {
+        let dev = Device::Cpu;
+        let xt = Tensor::full(5f32, (2, 1, 3, 1, 1), &dev)?;
+        let x0 = Tensor::full(7f32, (2, 1, 3, 1, 1), &dev)?;
+        let (input, timestep, keep) = first_frame_input(&xt, &x0, &[0.5, 0.9], &[true, false])?;
+        let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(v(&input), vec![7.0, 5.0, 5.0, 5.0, 5.0, 5.0], "only the first clip's first frame is clean");
+        assert_eq!(v(&timestep), vec![0.0, 500.0, 500.0, 900.0, 900.0, 900.0]);
+        assert_eq!(v(&keep), vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        // Any error on the clean frame costs nothing; on the others as before.
+        let mut cfg = RunConfig::from_toml(include_str!("../../../configs/shapes-v1/transformer.toml"), Path::new("t.toml")).unwrap().train;
+        cfg.foreground_weight = 1.0;
+        let target = x0.zeros_like()?;
+        let mut wrong_first = vec![0f32; 6];
+        wrong_first[0] = 3.0;
+        let pred = Tensor::from_vec(wrong_first, (2, 1, 3, 1, 1), &dev)?;
+        assert_eq!(flow_matching_loss(&pred, &target, &x0, Some(&keep), &cfg)?.to_scalar::<f32>()?, 0.0);
+        let pred = Tensor::from_vec(vec![0f32, 3.0, 0.0, 0.0, 0.0, 0.0], (2, 1, 3, 1, 1), &dev)?;
+        assert_eq!(flow_matching_loss(&pred, &target, &x0, Some(&keep), &cfg)?.to_scalar::<f32>()?, 1.5);
+        Ok(())
+    }
+
+    #[test]
     fn keyframes_are_shown_clean_with_a_mask() {
         let dev = Device::Cpu;
         let xt = Tensor::full(5f32, (1, 2, 3, 1, 1), &dev).unwrap();
@@ -881,7 +940,7 @@ mod tests {
         let mut cfg = RunConfig::from_toml(include_str!("../../../configs/shapes-v1/transformer.toml"), Path::new("t.toml")).unwrap().train;
         cfg.foreground_weight = 1.0;
         cfg.temporal_weight = 0.0;
-        let loss = |pred: &Tensor, cfg: &TrainConfig| flow_matching_loss(pred, &target, &x0, cfg).unwrap().to_scalar::<f32>().unwrap();
+        let loss = |pred: &Tensor, cfg: &TrainConfig| flow_matching_loss(pred, &target, &x0, None, cfg).unwrap().to_scalar::<f32>().unwrap();
         cfg.contrastive_weight = 0.0;
         assert_eq!((loss(&target, &cfg), loss(&ignoring, &cfg)), (0.0, 1.0), "plain flow matching");
         // λ = 0.25: the right prediction is 4 from the other target (−1); the mean one 1 from
@@ -890,7 +949,7 @@ mod tests {
         assert_eq!((loss(&target, &cfg), loss(&ignoring, &cfg)), (-1.0, 0.75));
         // A batch of one has no other clip: plain flow matching.
         let one = |x: &Tensor| x.narrow(0, 1, 1).unwrap();
-        let single = flow_matching_loss(&one(&ignoring), &one(&target), &one(&x0), &cfg).unwrap().to_scalar::<f32>().unwrap();
+        let single = flow_matching_loss(&one(&ignoring), &one(&target), &one(&x0), None, &cfg).unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(single, 1.0);
     }
 

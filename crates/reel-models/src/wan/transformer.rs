@@ -293,16 +293,22 @@ impl WanTransformerBlock {
     }
 
     /// # Shapes
-    /// `x` `[B, S, dim]`, `context` `[B, L, dim]`, `time` `[B, 6, dim]`.
+    /// `x` `[B, S, dim]`, `context` `[B, L, dim]`, `time` `[B·G, 6, dim]`: one set of six
+    /// modulation vectors per clip (G = 1) or per latent frame (G frames of `S / G` tokens each).
     pub fn forward(&self, x: &Tensor, context: &Tensor, time: &Tensor, rope: &(Tensor, Tensor), extras: Option<&SelfAttentionExtras>) -> Result<Tensor> {
-        // 1. Six modulation vectors, each [B, 1, dim].
+        let (b, s, dim) = x.dims3()?;
+        let groups = time.dim(0)? / b;
+        // Tokens grouped as [B·G, S/G, dim], so that each group meets its own modulation.
+        let grouped = |t: &Tensor| t.reshape((b * groups, s / groups, dim));
+        let whole = |t: Tensor| t.reshape((b, s, dim));
+        // 1. Six modulation vectors, each [B·G, 1, dim].
         let m = self.scale_shift_table.broadcast_add(&time.to_dtype(DType::F32)?)?;
         let part = |i: usize| m.narrow(1, i, 1);
         let (shift, scale, gate) = (part(0)?, part(1)?, part(2)?);
         let (c_shift, c_scale, c_gate) = (part(3)?, part(4)?, part(5)?);
         // 2. Modulated self-attention, gated residual.
-        let attn = self.attn1.forward_self(&modulate(x, &shift, &scale, self.eps)?, rope, extras)?;
-        let x = gated_add(x, &attn, &gate)?;
+        let attn = self.attn1.forward_self(&whole(modulate(&grouped(x)?, &shift, &scale, self.eps)?)?, rope, extras)?;
+        let x = whole(gated_add(&grouped(x)?, &grouped(&attn)?, &gate)?)?;
         // 3. Cross-attention to the text, plain residual.
         let normed = match &self.norm2 {
             Some((w, b)) => layer_norm(&x, Some(w), Some(b), self.eps)?,
@@ -310,8 +316,8 @@ impl WanTransformerBlock {
         };
         let x = (&x + self.attn2.forward_cross(&normed, context)?)?;
         // 4. Modulated feed-forward, gated residual.
-        let ff = self.ffn.forward(&modulate(&x, &c_shift, &c_scale, self.eps)?)?;
-        gated_add(&x, &ff, &c_gate)
+        let ff = self.ffn.forward(&modulate(&grouped(&x)?, &c_shift, &c_scale, self.eps)?)?;
+        whole(gated_add(&grouped(&x)?, &ff, &c_gate)?)
     }
 }
 
@@ -320,7 +326,9 @@ impl WanTransformerBlock {
 pub struct WanInput<'a> {
     /// Noisy latents `[B, in_channels, F, H, W]`.
     pub hidden_states: &'a Tensor,
-    /// `[B]` timesteps (σ·1000).
+    /// `[B]` timesteps (σ·1000), or `[B, F']` — one per latent frame after temporal
+    /// patching — for clips whose frames are at different noise levels (a clean first frame
+    /// at timestep 0 conditions the rest on it, as Wan2.2's TI2V does per token).
     pub timestep: &'a Tensor,
     /// Text encoder output `[B, L, text_dim]`.
     pub encoder_hidden_states: &'a Tensor,
@@ -409,8 +417,9 @@ impl WanTransformer3DModel {
             );
         }
         let b = dims[0];
-        if input.timestep.dims() != [b] {
-            candle_core::bail!("timestep: expected [{b}], got {:?}", input.timestep.dims());
+        let fp = dims[2] / pt;
+        if input.timestep.dims() != [b] && input.timestep.dims() != [b, fp] {
+            candle_core::bail!("timestep: expected [{b}] or [{b}, {fp}] (one per latent frame), got {:?}", input.timestep.dims());
         }
         let text = input.encoder_hidden_states.dims();
         if text.len() != 3 || text[0] != b || text[2] != c.text_dim {
@@ -419,7 +428,7 @@ impl WanTransformer3DModel {
         if c.fps_conditioning && input.fps.is_none_or(|f| f.dims() != [b]) {
             candle_core::bail!("fps: this model is frame-rate conditioned and needs a [{b}] fps tensor");
         }
-        Ok((b, dims[2] / pt, dims[3] / ph, dims[4] / pw))
+        Ok((b, fp, dims[3] / ph, dims[4] / pw))
     }
 
     /// `[B, C, F, H, W]` → `[B, F'·H'·W', C·pt·ph·pw]` (tokens in frame, row, column order).
@@ -442,11 +451,16 @@ impl WanTransformer3DModel {
             .reshape((b, out, fp * pt, hp * ph, wp * pw))
     }
 
-    /// The time embedding `[B, dim]` (plus the fps embedding when configured).
+    /// The time embedding `[B·G, dim]` (plus the fps embedding when configured), G = 1 for
+    /// `[B]` timesteps and the latent frame count for `[B, F']`.
     fn time_embedding(&self, input: &WanInput) -> Result<Tensor> {
-        let mut temb = self.time_embedder.forward(&timestep_sinusoids(input.timestep, self.config.freq_dim)?)?;
+        let timestep = input.timestep.flatten_all()?;
+        let groups = timestep.dim(0)? / input.timestep.dim(0)?;
+        let mut temb = self.time_embedder.forward(&timestep_sinusoids(&timestep, self.config.freq_dim)?)?;
         if let (Some(embedder), Some(fps)) = (&self.fps_embedder, input.fps) {
-            temb = (temb + embedder.forward(&timestep_sinusoids(fps, self.config.freq_dim)?)?)?;
+            let b = fps.dim(0)?;
+            let fps = fps.unsqueeze(1)?.broadcast_as((b, groups))?.flatten_all()?;
+            temb = (temb + embedder.forward(&timestep_sinusoids(&fps, self.config.freq_dim)?)?)?;
         }
         Ok(temb)
     }
@@ -466,9 +480,11 @@ impl WanTransformer3DModel {
             let features = sincos_positions(dim, (fp, hp, wp), input.frame_offset, x.device())?.to_dtype(dtype)?;
             x = x.broadcast_add(&features.matmul(&w.t()?)?)?;
         }
-        // 2. Conditions: time [B, dim] and its six modulation vectors [B, 6, dim]; text [B, L, dim].
+        // 2. Conditions: time [B·G, dim] (G = 1, or one per latent frame) and its six
+        // modulation vectors [B·G, 6, dim]; text [B, L, dim].
         let temb = self.time_embedding(input)?;
-        let time = self.time_proj.forward(&temb.silu()?)?.reshape((b, 6, dim))?;
+        let groups = temb.dim(0)? / b;
+        let time = self.time_proj.forward(&temb.silu()?)?.reshape((b * groups, 6, dim))?;
         let context = self.text_embedder.forward(&input.encoder_hidden_states.to_dtype(dtype)?)?;
         // 3. Rotary tables for this grid.
         let grid = GridPositions { frames: fp, height: hp, width: wp, frame_offset: input.frame_offset };
@@ -480,7 +496,9 @@ impl WanTransformer3DModel {
         // 5. Output norm modulated by the time embedding, projection, unpatchify.
         let m = self.scale_shift_table.broadcast_add(&temb.unsqueeze(1)?)?;
         let (shift, scale) = (m.narrow(1, 0, 1)?, m.narrow(1, 1, 1)?);
-        let x = self.proj_out.forward(&modulate(&x, &shift, &scale, self.config.eps)?)?;
+        let s = fp * hp * wp;
+        let x = modulate(&x.reshape((b * groups, s / groups, dim))?, &shift, &scale, self.config.eps)?.reshape((b, s, dim))?;
+        let x = self.proj_out.forward(&x)?;
         self.unpatchify(&x, (b, fp, hp, wp))
     }
 }
