@@ -18,16 +18,13 @@ a motion phrase, `tools/cache-subset.py --caption-group`); no shape or colour co
 with `train.first_frame_share`) and the loss is over the other frames only.
 Needs numpy and safetensors (pip).
 """
-import json
-import os
 import re
 import sys
 import tempfile
 
 import numpy as np
-from safetensors.numpy import load_file
 
-from reel_tools import encode_text, run_component
+from reel_tools import cache_clips, encode_text, noised, run_component
 
 SIGMAS = [0.95, 0.8, 0.6, 0.4, 0.2]
 MOTION = {"moving left": "moving right", "moving right": "moving left", "moving up": "moving down", "moving down": "moving up",
@@ -59,22 +56,12 @@ def main():
     args = [a for a in sys.argv[1:] if a not in ("--motion-only", "--first-frame")]
     model, cache = args[0], args[1]
     n = int(args[2]) if len(args) > 2 else 48
-    index = json.load(open(os.path.join(cache, "index.json")))
-    vae = json.load(open(os.path.join(model, "vae", "config.json")))
-    mean = np.array(vae["latents_mean"], np.float32).reshape(-1, 1, 1, 1)
-    std = np.array(vae["latents_std"], np.float32).reshape(-1, 1, 1, 1)
-    picked, shards = [], {}
-    for k, e in enumerate(index["entries"]):
-        c = e["caption"]
+    def wanted(c):
         if " and " in c or not swap(c, MOTION):
-            continue
-        if not motion_only and not ("static camera" in c and c.startswith("flat video") and swap(c, SHAPE) and swap(c, COLOUR)):
-            continue
-        if e["shard"] not in shards:
-            shards[e["shard"]] = load_file(os.path.join(cache, f"shard-{e['shard']:05}.safetensors"))
-        picked.append((e, (shards[e["shard"]][f"mean.{k}"] - mean) / std))
-        if len(picked) == n:
-            break
+            return False
+        return motion_only or ("static camera" in c and c.startswith("flat video") and bool(swap(c, SHAPE) and swap(c, COLOUR)))
+
+    picked = cache_clips(model, cache, wanted, n)
     if not picked:
         sys.exit(f"{cache}: no one-object, static-camera clip with a translation in its caption")
     captions = [e["caption"] for e, _ in picked]
@@ -95,13 +82,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         context = {name: encode_text(model, c, tmp, max_len=32)[0] for name, c in sets.items()}
         for sigma in SIGMAS:
-            xt = (1 - sigma) * x0 + sigma * eps
-            timestep = np.full((len(fps), frames), sigma * 1000, np.float32)
-            if first_frame:
-                xt[:, :, 0] = x0[:, :, 0]
-                timestep[:, 0] = 0
-            else:
-                timestep = timestep[:, 0]
+            xt, timestep = noised(x0, eps, sigma, first_frame)
             target = eps - x0
             p_row, w_row = [], []
             for name in sets:

@@ -1,6 +1,6 @@
 """Helpers the Python tools share: running one model component through `reel model run`,
 encoding prompts with a model's word-level tokenizer and text encoder, reading a clip's
-frames with ffmpeg, moving a latent cache's entries. Needs numpy and safetensors (pip), and ffmpeg for `read_clip`."""
+frames with ffmpeg, reading and moving a latent cache's entries, noising latents. Needs numpy and safetensors (pip), and ffmpeg for `read_clip`."""
 import json
 import os
 import re
@@ -34,6 +34,40 @@ def encode_text(model, texts, tmp, max_len=None):
     mask = np.array([[1] * len(x) + [0] * (length - len(x)) for x in ids], np.int64)
     h = run_component(model, "text-encoder", {"input_ids": tokens, "attention_mask": mask}, tmp)["last_hidden_state"]
     return (h * mask[:, :, None]).astype(np.float32), [len(x) for x in ids]
+
+
+def cache_clips(model, cache, wanted, n):
+    """Up to `n` entries of a latent cache whose caption `wanted(caption)` accepts, each as
+    (index entry, posterior mean `[C, F, H, W]` normalised with MODEL's VAE latent statistics,
+    as the transformer sees latents)."""
+    index = json.load(open(os.path.join(cache, "index.json")))
+    vae = json.load(open(os.path.join(model, "vae", "config.json")))
+    mean = np.array(vae["latents_mean"], np.float32).reshape(-1, 1, 1, 1)
+    std = np.array(vae["latents_std"], np.float32).reshape(-1, 1, 1, 1)
+    picked, shards = [], {}
+    for k, e in enumerate(index["entries"]):
+        if len(picked) == n:
+            break
+        if not wanted(e["caption"]):
+            continue
+        if e["shard"] not in shards:
+            shards[e["shard"]] = load_file(os.path.join(cache, f"shard-{e['shard']:05}.safetensors"))
+        picked.append((e, ((shards[e["shard"]][f"mean.{k}"] - mean) / std).astype(np.float32)))
+    return picked
+
+
+def noised(x0, eps, sigma, first_frame):
+    """Flow-matching input at `sigma` for latents `[N, C, F, H, W]` and the timesteps the
+    transformer takes: `[N]`, or with `first_frame` `[N, F]` with the first latent frame
+    shown clean at timestep 0 (`train.first_frame_share`'s form)."""
+    xt = (1 - sigma) * x0 + sigma * eps
+    n, frames = x0.shape[0], x0.shape[2]
+    if not first_frame:
+        return xt, np.full(n, sigma * 1000, np.float32)
+    xt[:, :, 0] = x0[:, :, 0]
+    timestep = np.full((n, frames), sigma * 1000, np.float32)
+    timestep[:, 0] = 0
+    return xt, timestep
 
 
 def cache_entry(shard, k, j):

@@ -22,8 +22,12 @@
 #                                                → runs/shapes-v1-transformer-3, exported
 #       10. its fourth stage, loss weighted towards objects (configs/shapes-v1/transformer-4.toml)
 #                                                → runs/shapes-v1-transformer-4
-#       11. the export                           → models/shapes-v1, with step 7's weights under
-#           step 2's VAE config (its latent statistics are the ones the transformer learnt with)
+#       11. the export                           → runs/shapes-v1-transformer-4-model, with step 7's
+#           weights under step 2's VAE config (its latent statistics are the ones the transformer
+#           learnt with)
+#       12. first-frame conditioning (configs/shapes-v1/transformer-first-frame.toml)
+#                                                → runs/shapes-v1-first-frame
+#       13. the export                           → models/shapes-v1 (the VAE comes from step 11's)
 # Needs numpy and safetensors (pip) for step 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +59,10 @@ train configs/shapes-v1/vae-decoder.toml runs/shapes-v1-vae-decoder
 train configs/shapes-v1/transformer-3.toml runs/shapes-v1-transformer-3
 [ -f runs/shapes-v1-transformer-3-model/model_index.json ] || "$reel" train export runs/shapes-v1-transformer-3 runs/shapes-v1-transformer-3-model
 train configs/shapes-v1/transformer-4.toml runs/shapes-v1-transformer-4
-"$reel" train export runs/shapes-v1-transformer-4 models/shapes-v1
-cp runs/shapes-v1-vae-decoder-model/vae/diffusion_pytorch_model.safetensors models/shapes-v1/vae/
+if [ ! -f runs/shapes-v1-transformer-4-model/model_index.json ]; then
+    "$reel" train export runs/shapes-v1-transformer-4 runs/shapes-v1-transformer-4-model
+    cp runs/shapes-v1-vae-decoder-model/vae/diffusion_pytorch_model.safetensors runs/shapes-v1-transformer-4-model/vae/
+fi
+train configs/shapes-v1/transformer-first-frame.toml runs/shapes-v1-first-frame
+"$reel" train export runs/shapes-v1-first-frame models/shapes-v1
 du -sh models/shapes-v1
