@@ -12,7 +12,7 @@
 #
 #   bash tools/eval-shapes-v1.sh [MODEL] [OUT]     # defaults: shapes-v1, runs/eval-shapes-v1
 #
-# 64 + 64 + 64 + 32 clips at the model's default settings (about 10 minutes on 2 cores at
+# 64 + 64 + 64 + 32 clips at the model's default settings (about 12 minutes on 2 cores at
 # 64x64); the real clips are rendered at the model's default size too.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -450,6 +450,12 @@ fn first_frame_conditioning_trains_exports_and_generates_in_two_passes() {
     let off = ok(&["generate", "a red circle moving right", "--model", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--first-frame-steps", "0", "--json"]);
     assert_eq!(off["settings"]["first_frame_steps"], 0);
     assert_eq!(off["settings"]["sources"]["first_frame_steps"], "request");
+    // A transformer that patches latent frames in pairs cannot hold the first alone: refused
+    // before training, naming the key.
+    let paired = write_config(dir.path(), "paired.toml", &std::fs::read_to_string(&cfg).unwrap().replace("num_layers = 2", "num_layers = 2\npatch_size = [2, 2, 2]"));
+    let refused = reel(&["train", paired.to_str().unwrap(), "--out", dir.path().join("paired").to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("train.first_frame_share needs a temporal patch size of 1"), "{}", String::from_utf8_lossy(&refused.stderr));
     // A plain run's export has none.
     let plain = write_config(dir.path(), "plain.toml", &text);
     let plain_run = dir.path().join("plain");

@@ -107,6 +107,9 @@ impl Components<'_> {
         if context.dim(0)? != if guided { 2 } else { 1 } {
             candle_core::bail!("the text conditioning has {} rows; guidance {} needs {}", context.dim(0)?, s.guidance, if guided { 2 } else { 1 });
         }
+        if s.first_frame_steps > 0 && self.transformer.config().patch_size[0] != 1 {
+            candle_core::bail!("first_frame_steps: this transformer patches {} latent frames together, so its first latent frame cannot be held alone; use first_frame_steps 0", self.transformer.config().patch_size[0]);
+        }
         let noise = latent_noise(s.seed, &shape, &Device::Cpu)?;
         let total = if shape[2] > 1 { s.first_frame_steps + s.steps } else { s.steps };
         // A one-latent-frame clip is its first frame: one pass.
@@ -261,6 +264,26 @@ mod tests {
         let mut steps = 0;
         c.denoise("a red circle", &Settings { frames: 1, ..two }, |_, n| steps = n).unwrap();
         assert_eq!(steps, 3);
+    }
+
+    #[test]
+    fn a_first_frame_pass_needs_one_latent_frame_per_token() {
+        let (_, v, e, tok) = tiny();
+        let map = VarMap::new();
+        let cfg = WanTransformerConfig {
+            patch_size: [2, 2, 2], num_attention_heads: 2, attention_head_dim: 8, in_channels: 4, out_channels: Some(4), text_dim: 16,
+            freq_dim: 16, ffn_dim: 32, num_layers: 1, ..Default::default()
+        };
+        let t = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
+        let c = Components {
+            transformer: &t, vae: &v, text_encoder: &e, tokenizer: &tok,
+            scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
+            max_text_len: 8,
+        };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, seed: 0, negative_prompt: String::new() };
+        let err = c.denoise("a red circle", &s, |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("first_frame_steps 0"), "{err}");
+        c.denoise("a red circle", &Settings { first_frame_steps: 0, ..s }, |_, _| {}).unwrap();
     }
 
     #[test]

@@ -218,6 +218,12 @@ impl Models {
                 if cfg.train.keyframes.is_empty() { "" } else { " = 2·z + 1 with keyframes" }
             )));
         }
+        if cfg.train.first_frame_share > 0.0 && tc.patch_size[0] != 1 {
+            return Err(bad(format!(
+                "train.first_frame_share needs a temporal patch size of 1 (this one patches {} latent frames together, so the first cannot be shown alone)",
+                tc.patch_size[0]
+            )));
+        }
         let tmap = VarMap::new();
         let transformer = WanTransformer3DModel::new(&tc, vars(&tmap, cfg.seed, "transformer", tfiles.as_ref())?)
             .map_err(|e| weights_error(tfiles.as_ref().map_or(Path::new("[model.transformer]"), |f| &f.dir), e))?;
