@@ -111,9 +111,10 @@ impl Components<'_> {
             candle_core::bail!("first_frame_steps: this transformer patches {} latent frames together, so its first latent frame cannot be held alone; use first_frame_steps 0", self.transformer.config().patch_size[0]);
         }
         let noise = latent_noise(s.seed, &shape, &Device::Cpu)?;
-        let total = if shape[2] > 1 { s.first_frame_steps + s.steps } else { s.steps };
         // A one-latent-frame clip is its first frame: one pass.
-        let latents = if s.first_frame_steps > 0 && shape[2] > 1 {
+        let first_pass = if shape[2] > 1 { s.first_frame_steps } else { 0 };
+        let total = first_pass + s.steps;
+        let latents = if first_pass > 0 {
             let first = self.sample(context, s, s.first_frame_steps, &noise, None, |i| on_step(i, total))?.narrow(2, 0, 1)?;
             self.sample(context, s, s.steps, &noise, Some(&first), |i| on_step(s.first_frame_steps + i, total))?
         } else {
@@ -218,14 +219,19 @@ mod tests {
         )
     }
 
+    /// The pipeline over `t` and the tiny VAE, encoder and tokenizer, with Euler at shift 3.
+    fn components<'a>(t: &'a WanTransformer3DModel, v: &'a AutoencoderKLWan, e: &'a ReelTextEncoder, tok: &'a TextTokenizer) -> Components<'a> {
+        Components {
+            transformer: t, vae: v, text_encoder: e, tokenizer: tok,
+            scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
+            max_text_len: 8,
+        }
+    }
+
     #[test]
     fn same_seed_same_video_and_sizes_are_checked() {
         let (t, v, e, tok) = tiny();
-        let c = Components {
-            transformer: &t, vae: &v, text_encoder: &e, tokenizer: &tok,
-            scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
-            max_text_len: 8,
-        };
+        let c = components(&t, &v, &e, &tok);
         let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, seed: 3, negative_prompt: String::new() };
         let a = c.generate("a red circle", &s, |_, _| {}).unwrap();
         assert_eq!(a.len(), 5);
@@ -243,11 +249,7 @@ mod tests {
     #[test]
     fn a_first_frame_pass_makes_the_first_frame_and_the_clip_keeps_it() {
         let (t, v, e, tok) = tiny();
-        let c = Components {
-            transformer: &t, vae: &v, text_encoder: &e, tokenizer: &tok,
-            scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
-            max_text_len: 8,
-        };
+        let c = components(&t, &v, &e, &tok);
         let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, seed: 5, negative_prompt: String::new() };
         let one_pass = c.denoise("a red circle", &Settings { steps: 2, ..s.clone() }, |_, _| {}).unwrap();
         let mut seen = Vec::new();
@@ -275,11 +277,7 @@ mod tests {
             freq_dim: 16, ffn_dim: 32, num_layers: 1, ..Default::default()
         };
         let t = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
-        let c = Components {
-            transformer: &t, vae: &v, text_encoder: &e, tokenizer: &tok,
-            scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
-            max_text_len: 8,
-        };
+        let c = components(&t, &v, &e, &tok);
         let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, seed: 0, negative_prompt: String::new() };
         let err = c.denoise("a red circle", &s, |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("first_frame_steps 0"), "{err}");
