@@ -20,7 +20,8 @@ and size labels, drawn at random (seeded) —
   mean   the mean mask over every such clip (a smear: where objects of that motion tend to be).
 Colours are the mean object and background pixels of the train clips with that colour word
 and theme. `--sigma 0` decodes the painted layout itself (the VAE's ceiling for it). The
-train clips and prompts are rendered once into OUT/train and OUT/prompts and shared by runs.
+train clips (and what is measured from them) and the prompts are made once, into OUT/train
+and OUT/prompts, and shared by runs.
 
 Needs numpy, safetensors (pip) and ffmpeg.
 """
@@ -32,7 +33,7 @@ import tempfile
 
 import numpy as np
 
-from reel_tools import REEL, encode_text, read_clip, run_component
+from reel_tools import REEL, encode_text, noised, read_clip, run_component, write_clips
 
 STEPS, GUIDANCE, SHIFT = 20, 4.0, 3.0
 
@@ -63,6 +64,29 @@ def synth(out, split, count, seed):
     return [json.loads(line) for line in open(os.path.join(out, "manifest.jsonl"))]
 
 
+def planner_material(folder):
+    """The train clips' object masks `[N, T, H, W]`, their (motion, speed, size) labels, and
+    the mean object colour per colour word and background per theme; measured once from
+    1 200 clips rendered into `folder` and kept there (`material.npz`)."""
+    saved = os.path.join(folder, "material.npz")
+    if not os.path.exists(saved):
+        masks, keys, colours, themes = [], [], {}, {}
+        for r in synth(folder, "train", 1200, 11):
+            o = r["labels"]["objects"][0]
+            frames = read_clip(os.path.join(folder, r["file"]))
+            m, bg = object_masks(frames)
+            masks.append(m)
+            keys.append(json.dumps([o["motion"], o.get("speed"), o["size"]]))
+            colours.setdefault(o["color"], []).append(frames[m].astype(np.float32).mean(0))
+            themes.setdefault(r["labels"]["theme"], []).append(bg.mean(0))
+        np.savez_compressed(saved, masks=np.stack(masks), keys=np.array(keys),
+                            colour_names=np.array(list(colours)), colours=np.stack([np.mean(v, 0) for v in colours.values()]),
+                            theme_names=np.array(list(themes)), themes=np.stack([np.mean(v, 0) for v in themes.values()]))
+    z = np.load(saved)
+    keys = [tuple(json.loads(k)) for k in z["keys"]]
+    return z["masks"], keys, dict(zip(z["colour_names"], z["colours"])), dict(zip(z["theme_names"], z["themes"]))
+
+
 def main():
     argv = sys.argv[1:]
     opts = {"--sigma": "0.8", "--layout": "disc", "--n": "64"}
@@ -78,19 +102,7 @@ def main():
     os.makedirs(out, exist_ok=True)
 
     # The oracle planner's material: train clips' object masks by (motion, speed, size), and colours.
-    train = synth(os.path.join(out, "train"), "train", 1200, 11)
-    masks, keys, colours, themes = [], [], {}, {}
-    for r in train:
-        o = r["labels"]["objects"][0]
-        frames = read_clip(os.path.join(out, "train", r["file"]))
-        m, bg = object_masks(frames)
-        masks.append(m)
-        keys.append((o["motion"], o.get("speed"), o["size"]))
-        colours.setdefault(o["color"], []).append(frames[m].astype(np.float32).mean(0))
-        themes.setdefault(r["labels"]["theme"], []).append(bg.mean(0))
-    colours = {k: np.mean(v, 0) for k, v in colours.items()}
-    themes = {k: np.mean(v, 0) for k, v in themes.items()}
-
+    masks, keys, colours, themes = planner_material(os.path.join(out, "train"))
     prompts = synth(os.path.join(out, "prompts"), "holdout", n, 1)[:n]
     rng = np.random.default_rng(0)
     painted = []
@@ -116,7 +128,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         lat = np.ascontiguousarray((run_component(model, "vae-encode", {"sample": x}, tmp)["mean"] - mean) / std, dtype=np.float32)
         noise = np.random.default_rng(0).standard_normal(lat.shape).astype(np.float32)
-        xt = (1 - sigmas[first]) * lat + sigmas[first] * noise
+        xt = noised(lat, noise, float(sigmas[first]), False)[0]
         captions = [r["caption"] for r in prompts]
         context = np.concatenate([encode_text(model, captions, tmp, 32)[0], encode_text(model, [""] * n, tmp, 32)[0]])
         fps = np.full(2 * n, 8.0, np.float32)
@@ -126,18 +138,8 @@ def main():
                                                       "encoder_hidden_states": context, "fps": fps}, tmp)["sample"]
             xt = (xt + (sigmas[i + 1] - sigmas[i]) * (v[n:] + GUIDANCE * (v[:n] - v[n:]))).astype(np.float32)
         video = run_component(model, "vae-decode", {"latents": np.ascontiguousarray(xt * std + mean, dtype=np.float32)}, tmp)["sample"]
-    clips = os.path.join(out, f"{layout}-{opts['--sigma']}")
-    os.makedirs(clips, exist_ok=True)
-    pixels = ((np.clip(video, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 4, 1)
-    with open(os.path.join(clips, "manifest.jsonl"), "w") as m:
-        for k, (r, clip) in enumerate(zip(prompts, pixels)):
-            name = f"clip_{k:06}.mp4"
-            # Baseline profile: Reel's built-in H.264 reader (OpenH264) does not take B-frames.
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{clip.shape[2]}x{clip.shape[1]}",
-                            "-r", str(r["fps"]), "-i", "-", "-c:v", "libx264", "-crf", "12", "-profile:v", "baseline",
-                            "-pix_fmt", "yuv420p", os.path.join(clips, name)], input=clip.tobytes(), check=True)
-            m.write(json.dumps({**r, "file": name}) + "\n")
-    print(f"{n} clips from {layout} layouts at sigma {sigmas[first]:.3f}: {os.path.join(clips, 'manifest.jsonl')}")
+    manifest = write_clips(os.path.join(out, f"{layout}-{opts['--sigma']}"), prompts, video)
+    print(f"{n} clips from {layout} layouts at sigma {sigmas[first]:.3f}: {manifest}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Helpers the Python tools share: running one model component through `reel model run`,
 encoding prompts with a model's word-level tokenizer and text encoder, reading a clip's
-frames with ffmpeg, reading and moving a latent cache's entries, noising latents. Needs numpy and safetensors (pip), and ffmpeg for `read_clip`."""
+frames with ffmpeg and writing clip sets as MP4, reading and moving a latent cache's entries, noising latents. Needs numpy and safetensors (pip), and ffmpeg for `read_clip` and `write_clips`."""
 import json
 import os
 import re
@@ -84,3 +84,20 @@ def read_clip(path):
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+
+
+def write_clips(out, rows, videos):
+    """Writes decoder outputs `[N, 3, T, H, W]` in [-1, 1] as MP4 into `out`, with
+    `out/manifest.jsonl`: each row of `rows` (a `reel data synth` manifest's) with its clip's
+    file name — a clip set `reel eval adherence --manifest` scores."""
+    pixels = ((np.clip(videos, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 4, 1)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "manifest.jsonl"), "w") as m:
+        for r, clip in zip(rows, pixels):
+            name = os.path.splitext(os.path.basename(r["file"]))[0] + ".mp4"
+            # Baseline profile: Reel's built-in H.264 reader (OpenH264) does not take B-frames.
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{clip.shape[2]}x{clip.shape[1]}",
+                            "-r", str(r["fps"]), "-i", "-", "-c:v", "libx264", "-crf", "12", "-profile:v", "baseline",
+                            "-pix_fmt", "yuv420p", os.path.join(out, name)], input=clip.tobytes(), check=True)
+            m.write(json.dumps({**r, "file": name}) + "\n")
+    return os.path.join(out, "manifest.jsonl")

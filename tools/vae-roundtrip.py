@@ -14,13 +14,12 @@ Needs numpy, safetensors (pip) and ffmpeg; clips must share one size and frame c
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-from reel_tools import read_clip, run_component
+from reel_tools import read_clip, run_component, write_clips
 
 BATCH = 16
 
@@ -42,17 +41,7 @@ def main():
     y = np.clip(np.concatenate(decoded), -1, 1)
     mse = ((y - x) ** 2).mean(axis=(0, 1, 3, 4))
     print("PSNR per frame (dB):", " ".join(f"{10 * np.log10(4 / m):.1f}" for m in mse))
-    pixels = ((y + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 4, 1)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "manifest.jsonl"), "w") as m:
-        for r, clip in zip(rows, pixels):
-            name = os.path.splitext(os.path.basename(r["file"]))[0] + ".mp4"
-            # Baseline profile: Reel's built-in H.264 reader (OpenH264) does not take B-frames.
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-                            "-r", str(r["fps"]), "-i", "-", "-c:v", "libx264", "-crf", "12", "-profile:v", "baseline",
-                            "-pix_fmt", "yuv420p", os.path.join(out, name)], input=clip.tobytes(), check=True)
-            m.write(json.dumps({**r, "file": name}) + "\n")
-    print(os.path.join(out, "manifest.jsonl"))
+    print(write_clips(out, rows, y))
 
 
 if __name__ == "__main__":
