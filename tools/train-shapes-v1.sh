@@ -28,6 +28,7 @@
 #       12. first-frame conditioning (configs/shapes-v1/transformer-first-frame.toml)
 #                                                → runs/shapes-v1-first-frame
 #       13. the export                           → models/shapes-v1 (the VAE comes from step 11's)
+#       14. the layout planner (`reel train planner`, docs/planner.md) → models/shapes-v1/planner
 # Needs numpy and safetensors (pip) for step 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +66,5 @@ if [ ! -f runs/shapes-v1-transformer-4-model/model_index.json ]; then
 fi
 train configs/shapes-v1/transformer-first-frame.toml runs/shapes-v1-first-frame
 "$reel" train export runs/shapes-v1-first-frame models/shapes-v1
+"$reel" train planner models/shapes-v1
 du -sh models/shapes-v1

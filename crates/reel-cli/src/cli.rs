@@ -103,6 +103,11 @@ pub struct GenerateArgs {
     /// (0: the whole clip at once; default: the model's).
     #[arg(long)]
     pub first_frame_steps: Option<u32>,
+    /// With a model that has a layout planner: the noise level (0–1) its planned layout is
+    /// noised to before denoising; lower keeps more of the layout, 0 generates from noise
+    /// alone (default: the model's).
+    #[arg(long)]
+    pub layout_strength: Option<f64>,
     /// euler or unipc.
     #[arg(long)]
     pub scheduler: Option<String>,
@@ -298,6 +303,21 @@ pub enum TrainCommand {
         /// encoder of a VAE with statistics keeps them.
         #[arg(long, default_value_t = 64)]
         latent_stats: usize,
+    },
+    /// Train a model's layout planner (text → where each object is, how big, what colour) on
+    /// Shapes World train-split scenes and write it into MODEL/planner/ (docs/planner.md).
+    Planner {
+        /// The model folder (its tokenizer is the planner's vocabulary).
+        model: PathBuf,
+        /// Train-split scenes to learn from.
+        #[arg(long, default_value_t = 20_000)]
+        scenes: u64,
+        /// Optimizer steps (minibatches of 512 objects).
+        #[arg(long, default_value_t = 3_000)]
+        steps: usize,
+        /// Seed of the initial weights and the minibatches.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 

@@ -119,7 +119,7 @@ fn generate_set(model: &str, prompts: &[Prompt], seed: u64, steps: Option<u32>, 
     for (i, (p, mut r)) in prompts.iter().zip(requests).enumerate() {
         loaded.fit_vocabulary(&mut r);
         let file = format!("clips/clip_{i:06}.mp4");
-        crate::generate::render(&loaded, &r, &out.join(&file), &|_| {})?;
+        crate::generate::render(&loaded, &r, &out.join(&file), &|_, _| {})?;
         lines.push_str(&serde_json::to_string(&json!({"file": file, "caption": p.caption, "labels": p.labels, "prompt": r.prompt, "seed": r.seed, "model": model}))?);
         lines.push('\n');
         bar.inc(1);

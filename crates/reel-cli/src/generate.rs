@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use reel_media::{EncodeOptions, Rational, VideoFormat, VideoSpec, VideoWriter};
 use reel_pipelines::model::read_spec;
 use reel_pipelines::request::resolve;
+use reel_pipelines::layout::Layout;
 use reel_pipelines::{settings, Model, Request, Resolved};
 use serde_json::json;
 
@@ -89,6 +90,7 @@ fn request(args: &GenerateArgs) -> Result<Request> {
     set(&mut req.steps, args.steps);
     set(&mut req.guidance, args.guidance);
     set(&mut req.first_frame_steps, args.first_frame_steps);
+    set(&mut req.layout_strength, args.layout_strength);
     set(&mut req.scheduler, args.scheduler.clone());
     set(&mut req.model, args.model.clone());
     Ok(req)
@@ -155,10 +157,18 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
         eprintln!("warning: the model does not know the words {unknown:?}; they are read as unknown");
     }
     let bar = progress_bar(resolved.steps as u64, "denoising", quiet);
-    let (path, t) = render(&model, &resolved, &out, &|i| bar.set_position(i as u64))?;
+    let (path, t, layout) = render(&model, &resolved, &out, &|i, n| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64)
+    })?;
     bar.finish_and_clear();
+    if verbose {
+        if let Some(l) = &layout {
+            eprintln!("layout: {}", serde_json::to_string(l)?);
+        }
+    }
     let timings = json!({
-        "load": load_s, "text": t.text, "denoise": t.denoise, "decode": t.decode, "encode": t.encode,
+        "load": load_s, "text": t.text, "layout": t.layout, "denoise": t.denoise, "decode": t.decode, "encode": t.encode,
         "total": started.elapsed().as_secs_f64(),
     });
     let sidecar = sidecar_path(&path);
@@ -168,6 +178,7 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
         "model_dir": dir,
         "request": req,
         "settings": settings_json(&resolved),
+        "layout": layout,
         "timings": timings,
         "reel_version": env!("CARGO_PKG_VERSION"),
     });
@@ -184,15 +195,18 @@ pub fn generate(args: GenerateArgs, verbose: bool, quiet: bool) -> Result<()> {
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Timings {
     pub text: f64,
+    /// Planning, painting and encoding the layout (0 without one).
+    pub layout: f64,
     pub denoise: f64,
     pub decode: f64,
     pub encode: f64,
 }
 
-/// Makes one checked request's video at `out` with a loaded model: text → denoise (with
-/// `on_step` after each step) → decode streamed into the writer. Nothing is left at `out`
-/// on an error or Ctrl-C.
-pub fn render(model: &Model, resolved: &Resolved, out: &Path, on_step: &dyn Fn(usize)) -> Result<(PathBuf, Timings)> {
+/// Makes one checked request's video at `out` with a loaded model: text → the planned
+/// layout, if the request has one → denoise (with `on_step(i, total)` after each step) →
+/// decode streamed into the writer; returns the path, the stages' times and the layout.
+/// Nothing is left at `out` on an error or Ctrl-C.
+pub fn render(model: &Model, resolved: &Resolved, out: &Path, on_step: &dyn Fn(usize, usize)) -> Result<(PathBuf, Timings, Option<Layout>)> {
     let components = model.components(resolved.scheduler);
     let s = settings(resolved);
     let mut t = Timings::default();
@@ -200,7 +214,11 @@ pub fn render(model: &Model, resolved: &Resolved, out: &Path, on_step: &dyn Fn(u
     let context = components.encode_text(&resolved.prompt, &s)?;
     t.text = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
-    let latents = components.denoise_with(&context, &s, |i, _| on_step(i))?;
+    let layout = components.plan_layout(&resolved.prompt, &s)?;
+    let start = layout.as_ref().map(|l| components.encode_layout(l, &s)).transpose()?;
+    t.layout = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let latents = components.denoise_with(&context, start.as_ref(), &s, on_step)?;
     t.denoise = clock.elapsed().as_secs_f64();
     if crate::INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted before writing; nothing was written");
@@ -223,7 +241,7 @@ pub fn render(model: &Model, resolved: &Resolved, out: &Path, on_step: &dyn Fn(u
     let w = Instant::now();
     let path = writer.finish()?;
     t.encode += w.elapsed().as_secs_f64();
-    Ok((path, t))
+    Ok((path, t, layout))
 }
 
 fn settings_json(r: &Resolved) -> serde_json::Value {

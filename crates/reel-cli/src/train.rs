@@ -48,10 +48,19 @@ impl Observer for Progress {
 }
 
 pub fn train(args: TrainArgs, quiet: bool) -> Result<()> {
-    if let Some(TrainCommand::Export { run, out, raw, latent_stats }) = args.command {
-        let ck = reel_train::export(&run, &out, raw, latent_stats)?;
-        println!("{}", json!({ "model": out, "checkpoint": ck, "weights": if raw { "raw" } else { "ema" } }));
-        return Ok(());
+    match args.command {
+        Some(TrainCommand::Export { run, out, raw, latent_stats }) => {
+            let ck = reel_train::export(&run, &out, raw, latent_stats)?;
+            println!("{}", json!({ "model": out, "checkpoint": ck, "weights": if raw { "raw" } else { "ema" } }));
+            return Ok(());
+        }
+        Some(TrainCommand::Planner { model, scenes, steps, seed }) => {
+            let opts = reel_train::planner::PlannerOptions { scenes, steps, seed, ..Default::default() };
+            let report = reel_train::planner::train_planner(&model, &opts)?;
+            println!("{}", serde_json::to_string(&report)?);
+            return Ok(());
+        }
+        None => {}
     }
     let config = args.config.expect("clap requires CONFIG without a subcommand");
     let out = args.out.unwrap_or_else(|| PathBuf::from("runs").join(config.file_stem().unwrap_or_default()));

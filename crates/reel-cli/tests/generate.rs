@@ -113,6 +113,27 @@ fn prompts_and_requests_make_videos_with_sidecars() {
     assert_eq!(reel_media::read_video(&e).unwrap().1.len(), 5);
 }
 
+/// `reel train planner` adds a planner to a model; its requests then start from the planned
+/// layout by default (recorded in the sidecar), and `--layout-strength 0` goes without.
+#[test]
+fn a_planner_is_trained_into_a_model_and_used_by_default() {
+    let (_tmp, model, out) = setup();
+    let m = model.to_str().unwrap();
+    let report = ok(&reel(&["train", "planner", m, "--scenes", "400", "--steps", "60"]));
+    assert!(report["check"]["objects"].as_u64().unwrap() > 0 && report["loss"].as_f64().unwrap() < report["first_loss"].as_f64().unwrap(), "{report}");
+    assert!(model.join("planner/model.safetensors").is_file());
+    let v = ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("a.mp4").to_str().unwrap(), "--json"]));
+    assert_eq!(v["settings"]["layout_strength"], 0.8, "{v}");
+    let sidecar: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("a.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["layout"]["objects"].as_array().map(Vec::len), Some(1), "{sidecar}");
+    ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("b.mp4").to_str().unwrap(), "--layout-strength", "0"]));
+    let sidecar: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("b.json")).unwrap()).unwrap();
+    assert!(sidecar["layout"].is_null(), "{sidecar}");
+    // A folder that is no model is refused, and left as it was.
+    let stderr = err(&reel(&["train", "planner", out.to_str().unwrap()]));
+    assert!(stderr.contains("no tokenizer/tokenizer.json"), "{stderr}");
+}
+
 #[test]
 fn bad_requests_are_refused_before_any_work_and_write_nothing() {
     let (_tmp, model, out) = setup();
@@ -127,6 +148,8 @@ fn bad_requests_are_refused_before_any_work_and_write_nothing() {
         (vec!["generate", "a red circle", "--fps", "500"], None, "1 to 120"),
         (vec!["generate", "a red circle", "--steps", "0"], None, "steps"),
         (vec!["generate", "a red circle", "--scheduler", "ddim"], None, "euler"),
+        (vec!["generate", "a red circle", "--layout-strength", "2"], None, "0 (no layout, from noise) to 1"),
+        (vec!["generate", "a red circle", "--layout-strength", "0.5"], None, "reel train planner"),
         (vec!["generate", "a red circle, 9999 seconds"], None, "duration"),
         (vec!["generate", "--request", "-"], Some(r#"{"prompt": "x", "colour": "red"}"#), "unknown field `colour`"),
         (vec!["generate", "--request", "-"], Some("{not json"), "not a valid request"),

@@ -14,6 +14,7 @@ mod error;
 pub mod layers;
 pub mod inspect;
 pub mod loading;
+pub mod planner;
 pub mod text;
 pub mod wan;
 
@@ -50,6 +51,13 @@ pub fn load_wan_vae(dir: &Path, dtype: DType, device: &Device) -> Result<wan::Au
     let (dir, config, vb) = open_component::<wan::WanVaeConfig>(dir, "vae", "vae config", dtype, device)?;
     config.validate().map_err(ModelError::Config)?;
     wan::AutoencoderKLWan::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
+}
+
+/// Loads a layout planner from a component folder (or a model folder's `planner/`).
+pub fn load_layout_planner(dir: &Path, dtype: DType, device: &Device) -> Result<planner::LayoutPlanner> {
+    let (dir, config, vb) = open_component::<planner::LayoutPlannerConfig>(dir, "planner", "planner config", dtype, device)?;
+    config.validate().map_err(ModelError::Config)?;
+    planner::LayoutPlanner::new(&config, vb).map_err(|e| loading::weights_error(&dir, e))
 }
 
 /// Loads a text encoder from a component folder (or a model folder's `text_encoder/`),

@@ -6,6 +6,7 @@
 //! The same text encoding ([`encode_prompts`]) is used by the trainer, so a
 //! model sees its prompts the same way in training and in generation.
 
+pub mod layout;
 pub mod model;
 pub mod request;
 pub mod synonyms;

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use reel_models::planner::LayoutPlanner;
 use reel_models::text::tokenizer::TextTokenizer;
 use reel_models::text::TextEncoder;
 use reel_models::wan::{AutoencoderKLWan, WanTransformer3DModel, WanTransformerConfig, WanVaeConfig};
@@ -27,6 +28,8 @@ struct Defaults {
     steps: Option<u32>,
     guidance: Option<f64>,
     first_frame_steps: Option<u32>,
+    /// The default layout strength when the model has a planner (0.8 if unset).
+    layout_strength: Option<f64>,
     negative_prompt: Option<String>,
 }
 
@@ -37,6 +40,8 @@ pub struct Model {
     pub vae: AutoencoderKLWan,
     pub text_encoder: Box<dyn TextEncoder>,
     pub tokenizer: TextTokenizer,
+    /// The layout planner (`planner/`), if the model has one.
+    pub planner: Option<LayoutPlanner>,
     /// The scheduler the model ships with.
     pub scheduler: SchedulerConfig,
     pub max_text_len: usize,
@@ -55,6 +60,7 @@ impl Model {
         let transformer = reel_models::load_wan_transformer(dir, DType::F32, &device)?;
         let vae = reel_models::load_wan_vae(dir, DType::F32, &device)?;
         let text_encoder = reel_models::load_text_encoder(dir, DType::F32, &device)?;
+        let planner = if has_planner(dir) { Some(reel_models::load_layout_planner(dir, DType::F32, &device)?) } else { None };
         let tokenizer_dir = dir.join("tokenizer");
         let tokenizer = TextTokenizer::from_file(&tokenizer_dir.join("tokenizer.json"))?;
         let max_text_len = match std::fs::read_to_string(tokenizer_dir.join("tokenizer_config.json")) {
@@ -64,7 +70,7 @@ impl Model {
             }
             Err(_) => 512,
         };
-        Ok(Self { dir: dir.to_path_buf(), transformer, vae, text_encoder, tokenizer, scheduler, max_text_len, spec })
+        Ok(Self { dir: dir.to_path_buf(), transformer, vae, text_encoder, tokenizer, planner, scheduler, max_text_len, spec })
     }
 
     /// The scheduler of `kind`, keeping the model's shift and training length.
@@ -89,6 +95,7 @@ impl Model {
             tokenizer: &self.tokenizer,
             scheduler: self.scheduler(kind),
             max_text_len: self.max_text_len,
+            planner: self.planner.as_ref(),
         }
     }
 
@@ -110,6 +117,11 @@ impl Model {
     pub fn unknown_words(&self, prompt: &str) -> Vec<String> {
         self.tokenizer.unknown_words(prompt).unwrap_or_default()
     }
+}
+
+/// Whether a model folder has a layout planner (`planner/config.json`).
+pub fn has_planner(dir: &Path) -> bool {
+    dir.join("planner/config.json").is_file()
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, ModelError> {
@@ -136,6 +148,15 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
         SchedulerConfig::FlowMatchEuler(FlowMatchEulerConfig { shift: 3.0, ..Default::default() })
     };
     let [pt, ph, _] = transformer.patch_size;
+    let planner = has_planner(dir);
+    if planner {
+        let config: reel_models::planner::LayoutPlannerConfig = read_json(&dir.join("planner/config.json"), "planner config")?;
+        config.validate().map_err(|e| invalid(&dir.join("planner/config.json"), "planner config", e))?;
+    }
+    let layout_strength = if planner { defaults.layout_strength.unwrap_or(0.8) } else { 0.0 };
+    if !(0.0..=1.0).contains(&layout_strength) {
+        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_strength {layout_strength} is outside 0–1")));
+    }
     let spec = ModelSpec {
         width: defaults.width.unwrap_or(64),
         height: defaults.height.unwrap_or(64),
@@ -144,6 +165,8 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
         steps: defaults.steps.unwrap_or(30),
         guidance: defaults.guidance.unwrap_or(5.0),
         first_frame_steps: defaults.first_frame_steps.unwrap_or(0),
+        layout_strength,
+        planner,
         negative_prompt: defaults.negative_prompt.unwrap_or_default(),
         scheduler: match scheduler {
             SchedulerConfig::FlowMatchEuler(_) => SchedulerKind::Euler,
@@ -165,6 +188,7 @@ pub fn settings(r: &Resolved) -> Settings {
         steps: r.steps as usize,
         guidance: r.guidance,
         first_frame_steps: r.first_frame_steps as usize,
+        layout_strength: r.layout_strength,
         seed: r.seed,
         negative_prompt: r.negative_prompt.clone(),
     }

@@ -52,6 +52,10 @@ pub struct Request {
     /// Steps that make the first frame before the clip is made from it (0: the whole clip at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_frame_steps: Option<u32>,
+    /// With a model that has a layout planner: the noise level (0–1) its planned layout is
+    /// noised to before denoising; 0 generates from noise alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout_strength: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +103,12 @@ pub struct ModelSpec {
     /// first-frame conditioning set it).
     #[serde(default)]
     pub first_frame_steps: u32,
+    /// The layout strength requests get by default (0 for models without a planner).
+    #[serde(default)]
+    pub layout_strength: f64,
+    /// Whether the model has a layout planner.
+    #[serde(default)]
+    pub planner: bool,
     pub negative_prompt: String,
     pub scheduler: SchedulerKind,
     /// Width and height must be multiples of this (VAE ratio × patch size).
@@ -162,6 +172,9 @@ pub struct Resolved {
     /// Steps of the pass that makes the first frame before the clip (0: the clip at once).
     #[serde(default)]
     pub first_frame_steps: u32,
+    /// The noise level the planned layout is noised to (0: no layout, from noise).
+    #[serde(default)]
+    pub layout_strength: f64,
     pub scheduler: SchedulerKind,
     /// Where each setting came from: "request" (a JSON field or a command-line flag), "text" (read from the prompt) or "default" (the model's).
     pub sources: BTreeMap<String, String>,
@@ -548,6 +561,18 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
     if first_frame_steps > MAX_STEPS {
         return Err(RequestError::new("first_frame_steps", format!("{first_frame_steps} steps is out of range"), format!("0 (the whole clip at once) to {MAX_STEPS}")));
     }
+    let layout_strength = req.layout_strength.unwrap_or(spec.layout_strength);
+    pick("layout_strength", req.layout_strength.is_some(), false);
+    if !(layout_strength.is_finite() && (0.0..=1.0).contains(&layout_strength)) {
+        return Err(RequestError::new("layout_strength", format!("{layout_strength} is out of range"), "0 (no layout, from noise) to 1"));
+    }
+    if layout_strength > 0.0 && !spec.planner {
+        return Err(RequestError::new(
+            "layout_strength",
+            format!("{layout_strength}: this model has no layout planner"),
+            "0 with this model, or a model with planner/ (`reel train planner MODEL` adds one)",
+        ));
+    }
     let scheduler = match &req.scheduler {
         Some(s) => SchedulerKind::parse(s).ok_or_else(|| RequestError::new("scheduler", format!("unknown scheduler '{s}'"), SchedulerKind::NAMES))?,
         None => spec.scheduler,
@@ -593,6 +618,7 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
         steps,
         guidance,
         first_frame_steps,
+        layout_strength,
         scheduler,
         sources,
         notes,
@@ -646,7 +672,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ModelSpec {
-        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
+        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, layout_strength: 0.0, planner: false, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
     }
 
     #[test]
@@ -720,6 +746,15 @@ mod tests {
         let e = err(Request { prompt: "x".into(), first_frame_steps: Some(501), ..Default::default() });
         assert!(e.field == "first_frame_steps" && e.accepted.starts_with("0 (the whole clip at once)"), "{e}");
         assert_eq!(err(Request { prompt: "x".into(), scheduler: Some("ddim".into()), ..Default::default() }).field, "scheduler");
+        let e = err(Request { prompt: "x".into(), layout_strength: Some(1.5), ..Default::default() });
+        assert!(e.field == "layout_strength" && e.accepted.contains("0 (no layout"), "{e}");
+        let e = err(Request { prompt: "x".into(), layout_strength: Some(0.5), ..Default::default() });
+        assert!(e.message.contains("no layout planner") && e.accepted.contains("reel train planner"), "{e}");
+        let planned = ModelSpec { planner: true, layout_strength: 0.8, ..spec() };
+        let r = resolve(&Request::text("x"), &planned, None).unwrap();
+        assert_eq!((r.layout_strength, r.sources["layout_strength"].as_str()), (0.8, "default"));
+        let r = resolve(&Request { prompt: "x".into(), layout_strength: Some(0.0), ..Default::default() }, &planned, None).unwrap();
+        assert_eq!((r.layout_strength, r.sources["layout_strength"].as_str()), (0.0, "request"));
         assert_eq!(err(Request { prompt: " ".into(), ..Default::default() }).field, "prompt");
         assert_eq!(err(Request { prompt: "x".into(), frames: Some(17), duration: Some(2.0), ..Default::default() }).field, "frames");
         assert_eq!(err(Request::text("a red circle, 9999 seconds")).field, "duration");

@@ -2,10 +2,13 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 use reel_media::Frame;
+use reel_models::planner::LayoutPlanner;
 use reel_models::text::tokenizer::TextTokenizer;
 use reel_models::text::TextEncoder;
 use reel_models::wan::{AutoencoderKLWan, WanInput, WanTransformer3DModel};
-use reel_schedulers::{noise, SchedulerConfig};
+use reel_schedulers::{noise, Scheduler, SchedulerConfig};
+
+use crate::layout::{sample_layout, Layout};
 
 /// Noise stream of the initial latents (see [`latent_noise`]).
 pub const LATENT_NOISE_STREAM: u64 = 0x6c61_7465_6e74;
@@ -47,6 +50,8 @@ pub struct Components<'a> {
     pub scheduler: SchedulerConfig,
     /// Tokens per prompt (the length the model was trained with).
     pub max_text_len: usize,
+    /// The model's layout planner, if it has one (`planner/`).
+    pub planner: Option<&'a LayoutPlanner>,
 }
 
 /// What to generate.
@@ -63,6 +68,9 @@ pub struct Settings {
     /// first latent frame held clean at timestep 0 (first-frame conditioning, which a model
     /// learns with `train.first_frame_share`). 0: the whole clip in one pass.
     pub first_frame_steps: usize,
+    /// With a layout planner: the noise level (σ, 0–1) the planned layout is noised to
+    /// before denoising (SDEdit); lower keeps more of the layout. 0: no layout, from noise.
+    pub layout_strength: f64,
     pub seed: u64,
     pub negative_prompt: String,
 }
@@ -90,18 +98,43 @@ impl Components<'_> {
         encode_prompts(self.text_encoder, self.tokenizer, &texts, self.max_text_len, &Device::Cpu)
     }
 
-    /// Denoises from seeded noise; returns latents as the VAE expects them (denormalised).
-    /// `on_step(i, total)` is called after every step.
+    /// Denoises from seeded noise, or from the planned layout; returns latents as the VAE
+    /// expects them (denormalised). `on_step(i, total)` is called after every step.
     pub fn denoise(&self, prompt: &str, s: &Settings, on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
         let context = self.encode_text(prompt, s)?;
-        self.denoise_with(&context, s, on_step)
+        let layout = self.plan_layout(prompt, s)?.map(|l| self.encode_layout(&l, s)).transpose()?;
+        self.denoise_with(&context, layout.as_ref(), s, on_step)
     }
 
-    /// [`Self::denoise`] from a conditioning made by [`Self::encode_text`]. With
-    /// `first_frame_steps`, a first pass of that many steps makes the whole clip, and its first
-    /// latent frame is kept: the second pass makes the clip again from the same noise with
-    /// that frame held clean. `on_step` counts both passes.
-    pub fn denoise_with(&self, context: &Tensor, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
+    /// A layout painted at the request's size and encoded by the VAE: normalised latents
+    /// `[1, C, T, h, w]`, as [`Self::denoise_with`] starts from.
+    pub fn encode_layout(&self, layout: &Layout, s: &Settings) -> Result<Tensor> {
+        let pixels = layout.paint(s.width, s.height, s.frames, &Device::Cpu)?;
+        self.vae.normalize_latents(&self.vae.encode(&pixels)?.mean)
+    }
+
+    /// The layout of a request (`layout_strength` above 0): the planner's plan of `prompt`,
+    /// its start places drawn with the request's seed. `None` without `layout_strength`.
+    pub fn plan_layout(&self, prompt: &str, s: &Settings) -> Result<Option<Layout>> {
+        if s.layout_strength <= 0.0 {
+            return Ok(None);
+        }
+        let Some(planner) = self.planner else {
+            candle_core::bail!("layout_strength {}: this model has no layout planner (planner/); use layout_strength 0, or train one with `reel train planner MODEL`", s.layout_strength);
+        };
+        let ids = self.tokenizer.ids(prompt).map_err(candle_core::Error::wrap)?;
+        let plan = planner.plan(&ids)?;
+        Ok(Some(sample_layout(&plan, s.seed, s.height as f32 / s.width as f32)))
+    }
+
+    /// [`Self::denoise`] from a conditioning made by [`Self::encode_text`] and a layout made
+    /// by [`Self::plan_layout`] and encoded by [`Self::encode_layout`]. With a layout, its
+    /// latents are noised to the first step at or below σ `layout_strength` with the seed's
+    /// noise, and denoised from there, in one pass. Otherwise, from noise; with `first_frame_steps`, a first pass of
+    /// that many steps makes the whole clip, and its first latent frame is kept: the second
+    /// pass makes the clip again from the same noise with that frame held clean. `on_step`
+    /// counts both passes.
+    pub fn denoise_with(&self, context: &Tensor, layout: Option<&Tensor>, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
         let shape = self.latent_shape(s)?;
         let guided = s.guidance > 1.0;
         if context.dim(0)? != if guided { 2 } else { 1 } {
@@ -111,37 +144,58 @@ impl Components<'_> {
             candle_core::bail!("first_frame_steps: this transformer patches {} latent frames together, so its first latent frame cannot be held alone; use first_frame_steps 0", self.transformer.config().patch_size[0]);
         }
         let noise = latent_noise(s.seed, &shape, &Device::Cpu)?;
+        if let Some(z) = layout {
+            if z.dims() != shape {
+                candle_core::bail!("layout latents {:?} do not fit the request's {:?}", z.dims(), shape);
+            }
+            let mut scheduler = self.schedule(s.steps)?;
+            let sigmas = scheduler.sigmas();
+            let begin = (0..s.steps).find(|&i| f64::from(sigmas[i]) <= s.layout_strength + 1e-6).unwrap_or(s.steps - 1);
+            let sigma = f64::from(sigmas[begin]);
+            scheduler.set_begin_index(begin).map_err(candle_core::Error::wrap)?;
+            let start = ((z * (1.0 - sigma))? + (&noise * sigma)?)?;
+            let total = s.steps - begin;
+            let latents = self.sample(context, s, scheduler, &start, None, |i| on_step(i, total))?;
+            return self.vae.denormalize_latents(&latents);
+        }
         // A one-latent-frame clip is its first frame: one pass.
         let first_pass = if shape[2] > 1 { s.first_frame_steps } else { 0 };
         let total = first_pass + s.steps;
         let latents = if first_pass > 0 {
-            let first = self.sample(context, s, s.first_frame_steps, &noise, None, |i| on_step(i, total))?.narrow(2, 0, 1)?;
-            self.sample(context, s, s.steps, &noise, Some(&first), |i| on_step(s.first_frame_steps + i, total))?
+            let first = self.sample(context, s, self.schedule(s.first_frame_steps)?, &noise, None, |i| on_step(i, total))?.narrow(2, 0, 1)?;
+            self.sample(context, s, self.schedule(s.steps)?, &noise, Some(&first), |i| on_step(s.first_frame_steps + i, total))?
         } else {
-            self.sample(context, s, s.steps, &noise, None, |i| on_step(i, total))?
+            self.sample(context, s, self.schedule(s.steps)?, &noise, None, |i| on_step(i, total))?
         };
         self.vae.denormalize_latents(&latents)
     }
 
-    /// One sampling pass of `steps` from `noise`; `first` (`[1, C, 1, h, w]`), when given, is
-    /// held as the clean first latent frame at timestep 0.
-    fn sample(&self, context: &Tensor, s: &Settings, steps: usize, noise: &Tensor, first: Option<&Tensor>, mut on_step: impl FnMut(usize)) -> Result<Tensor> {
+    /// The model's sampler set for `steps` steps.
+    fn schedule(&self, steps: usize) -> Result<Box<dyn Scheduler + Send>> {
+        let mut scheduler = self.scheduler.clone().build().map_err(candle_core::Error::wrap)?;
+        scheduler.set_timesteps(steps, None).map_err(candle_core::Error::wrap)?;
+        Ok(scheduler)
+    }
+
+    /// One sampling pass with `scheduler` from its current step, starting at `start` (the
+    /// latents at that step's σ); `first` (`[1, C, 1, h, w]`), when given, is held as the
+    /// clean first latent frame at timestep 0.
+    fn sample(&self, context: &Tensor, s: &Settings, mut scheduler: Box<dyn Scheduler + Send>, start: &Tensor, first: Option<&Tensor>, mut on_step: impl FnMut(usize)) -> Result<Tensor> {
         let device = Device::Cpu;
         let guided = s.guidance > 1.0;
         let batch = context.dim(0)?;
-        let frames = noise.dim(2)?;
+        let frames = start.dim(2)?;
         let hold = |x: Tensor| -> Result<Tensor> {
             match first {
                 Some(f) => Tensor::cat(&[f, &x.narrow(2, 1, frames - 1)?], 2),
                 None => Ok(x),
             }
         };
-        let mut scheduler = self.scheduler.clone().build().map_err(candle_core::Error::wrap)?;
-        scheduler.set_timesteps(steps, None).map_err(candle_core::Error::wrap)?;
-        let mut latents = hold(noise.clone())?;
+        let mut latents = hold(start.clone())?;
         let fps = Tensor::from_vec(vec![s.fps as f32; batch], batch, &device)?;
         let token_frames = frames / self.transformer.config().patch_size[0];
-        for (i, &t) in scheduler.timesteps().to_vec().iter().enumerate() {
+        let begin = scheduler.step_index();
+        for (i, &t) in scheduler.timesteps()[begin..].to_vec().iter().enumerate() {
             let input = if guided { Tensor::cat(&[&latents, &latents], 0)? } else { latents.clone() };
             let timestep = match first {
                 // One timestep per latent frame: 0 for the held first frame.
@@ -225,6 +279,7 @@ mod tests {
             transformer: t, vae: v, text_encoder: e, tokenizer: tok,
             scheduler: SchedulerConfig::from_json(r#"{"_class_name":"FlowMatchEulerDiscreteScheduler","shift":3.0}"#).unwrap(),
             max_text_len: 8,
+            planner: None,
         }
     }
 
@@ -232,7 +287,7 @@ mod tests {
     fn same_seed_same_video_and_sizes_are_checked() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, seed: 3, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, seed: 3, negative_prompt: String::new() };
         let a = c.generate("a red circle", &s, |_, _| {}).unwrap();
         assert_eq!(a.len(), 5);
         assert_eq!((a[0].width(), a[0].height()), (16, 16));
@@ -250,7 +305,7 @@ mod tests {
     fn a_first_frame_pass_makes_the_first_frame_and_the_clip_keeps_it() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, seed: 5, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, seed: 5, negative_prompt: String::new() };
         let one_pass = c.denoise("a red circle", &Settings { steps: 2, ..s.clone() }, |_, _| {}).unwrap();
         let mut seen = Vec::new();
         let two = Settings { first_frame_steps: 2, ..s.clone() };
@@ -278,10 +333,39 @@ mod tests {
         };
         let t = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, seed: 0, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, layout_strength: 0.0, seed: 0, negative_prompt: String::new() };
         let err = c.denoise("a red circle", &s, |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("first_frame_steps 0"), "{err}");
         c.denoise("a red circle", &Settings { first_frame_steps: 0, ..s }, |_, _| {}).unwrap();
+    }
+
+    #[test]
+    fn a_layout_starts_denoising_part_way_from_the_painted_plan() {
+        use reel_models::planner::{LayoutPlannerConfig, LayoutPlanner};
+        let (t, v, e, tok) = tiny();
+        let map = VarMap::new();
+        let cfg = LayoutPlannerConfig { vocab_size: 5, hidden_size: 4, separator_id: None, context_ids: vec![], ignore_ids: vec![0], max_objects: 2 };
+        let planner = LayoutPlanner::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
+        let mut c = components(&t, &v, &e, &tok);
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, seed: 1, negative_prompt: String::new() };
+        let err = c.plan_layout("a red circle", &s).unwrap_err().to_string();
+        assert!(err.contains("no layout planner") && err.contains("reel train planner"), "{err}");
+        assert!(c.plan_layout("a red circle", &Settings { layout_strength: 0.0, ..s.clone() }).unwrap().is_none());
+        c.planner = Some(&planner);
+        let layout = c.plan_layout("a red circle", &s).unwrap().expect("a layout");
+        assert_eq!(layout.objects.len(), 1);
+        let mut seen = Vec::new();
+        let from_layout = c.denoise("a red circle", &s, |i, n| seen.push((i, n))).unwrap();
+        let total = seen.last().unwrap().1;
+        assert!(total < 6 && total > 0, "steps from σ 0.5 on, in one pass: {seen:?}");
+        assert_eq!(seen, (1..=total).map(|i| (i, total)).collect::<Vec<_>>());
+        assert_eq!(from_layout.flatten_all().unwrap().to_vec1::<f32>().unwrap(), c.denoise("a red circle", &s, |_, _| {}).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), "the same seed, the same clip");
+        // Less strength keeps more of the painted layout.
+        let painted = v.encode(&layout.paint(16, 16, 5, &Device::Cpu).unwrap()).unwrap().mean;
+        let distance = |x: &Tensor| (x - &painted).unwrap().sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+        let light = c.denoise("a red circle", &Settings { layout_strength: 0.2, ..s.clone() }, |_, _| {}).unwrap();
+        let none = c.denoise("a red circle", &Settings { layout_strength: 0.0, ..s.clone() }, |_, _| {}).unwrap();
+        assert!(distance(&light) < distance(&from_layout) && distance(&from_layout) < distance(&none), "{} {} {}", distance(&light), distance(&from_layout), distance(&none));
     }
 
     #[test]

@@ -156,4 +156,15 @@ impl Scheduler for FlowMatchEulerScheduler {
     fn step_index(&self) -> usize {
         self.step_index
     }
+
+    fn set_begin_index(&mut self, index: usize) -> Result<()> {
+        if self.step_index != 0 {
+            return Err(SchedulerError::Usage(format!("set_begin_index after {} steps; call it right after set_timesteps", self.step_index)));
+        }
+        if index >= self.timesteps.len() {
+            return Err(SchedulerError::Usage(format!("begin index {index} is past the {} steps set", self.timesteps.len())));
+        }
+        self.step_index = index;
+        Ok(())
+    }
 }

@@ -39,6 +39,10 @@ pub trait Scheduler {
     fn step(&mut self, model_output: &Tensor, sample: &Tensor) -> Result<Tensor>;
     /// Steps taken since `set_timesteps`.
     fn step_index(&self) -> usize;
+    /// Starts sampling at step `index` of the schedule instead of the first (image-to-image
+    /// style: the sample given to the next `step` is already at `sigmas()[index]`). A
+    /// multistep solver starts at first order there, as diffusers' `set_begin_index` does.
+    fn set_begin_index(&mut self, index: usize) -> Result<()>;
 }
 
 /// A `scheduler_config.json`, dispatched on diffusers' `_class_name`.

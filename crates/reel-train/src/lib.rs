@@ -12,6 +12,7 @@ mod error;
 pub mod metrics;
 pub mod models;
 pub mod optim;
+pub mod planner;
 pub mod schedule;
 pub mod trainer;
 

@@ -55,7 +55,7 @@ pub struct Models {
 /// (a component folder's, every one required), or else fresh with candle's initialisations
 /// drawn from Reel's seeded counter-based streams (candle's CPU generator cannot be seeded),
 /// so the same seed gives the same fresh weights on every run, rank and thread count.
-fn vars(map: &VarMap, seed: u64, component: &str, loaded: Option<&ComponentFiles>) -> Result<VarBuilder<'static>> {
+pub(crate) fn vars(map: &VarMap, seed: u64, component: &str, loaded: Option<&ComponentFiles>) -> Result<VarBuilder<'static>> {
     let loaded = loaded.map(|f| load_tensors(&f.weights, &Device::Cpu)).transpose()?;
     let backend = VarInit { map: map.clone(), seed, component: component.to_string(), loaded };
     Ok(VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu))

@@ -635,6 +635,7 @@ impl Run<'_> {
                     tokenizer: self.models.tokenizer.as_ref().expect("transformer task"),
                     scheduler,
                     max_text_len: self.cfg.model.max_text_len,
+                    planner: None,
                 };
                 let settings = Settings {
                     width: bucket.width as usize,
@@ -644,6 +645,7 @@ impl Run<'_> {
                     steps: v.steps,
                     guidance: v.guidance,
                     first_frame_steps: if self.cfg.train.first_frame_share > 0.0 { v.steps } else { 0 },
+                    layout_strength: 0.0,
                     seed: v.seed,
                     negative_prompt: String::new(),
                 };

@@ -85,6 +85,11 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The id of one token of the vocabulary.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
     /// The ids of one text, with the tokenizer's own special tokens (T5's `</s>`, BERT's `[CLS]`…`[SEP]`).
     pub fn ids(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, true).map_err(|e| ModelError::Config(format!("tokenizing '{text}': {e}")))?;

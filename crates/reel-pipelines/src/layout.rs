@@ -1,0 +1,188 @@
+//! A planner's plan made concrete: each object's path drawn (seeded) and painted as a clip of
+//! discs on the background, which generation then noises part-way and denoises (SDEdit
+//! from a layout; docs/planner.md). The discs say where each object is and how big; what it
+//! looks like is left to the video model.
+
+use candle_core::{Device, Result, Tensor};
+use reel_models::planner::Plan;
+use reel_schedulers::noise;
+
+/// Noise stream of the start places drawn from a plan.
+pub const LAYOUT_STREAM: u64 = 0x6c61_796f_7574;
+/// Draws of the start places tried to keep two objects' paths apart.
+const TRIES: u64 = 32;
+
+/// One object's straight path: centre and equal-area radius at the start and at the end
+/// (canvas widths from the top left), and its colour (RGB in [0, 1]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ObjectPath {
+    pub rgb: [f32; 3],
+    pub start: [f32; 2],
+    pub end: [f32; 2],
+    pub radius: [f32; 2],
+}
+
+impl ObjectPath {
+    /// Centre and radius at time `t` ∈ [0, 1].
+    pub fn at(&self, t: f32) -> ([f32; 2], f32) {
+        let lerp = |a: f32, b: f32| a + (b - a) * t;
+        ([lerp(self.start[0], self.end[0]), lerp(self.start[1], self.end[1])], lerp(self.radius[0], self.radius[1]))
+    }
+}
+
+/// What a clip shows, frame by frame.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Layout {
+    pub background: [f32; 3],
+    pub objects: Vec<ObjectPath>,
+}
+
+/// Where a start coordinate may lie so that a disc of radius `r0` there, and of `r1` after
+/// moving by `shift`, stays inside `[0, extent]`; its middle when nothing does.
+fn clamp_start(x: f32, shift: f32, r0: f32, r1: f32, extent: f32) -> f32 {
+    let lo = r0.max(r1 - shift);
+    let hi = (extent - r0).min(extent - r1 - shift);
+    if lo <= hi {
+        x.clamp(lo, hi)
+    } else {
+        (lo + hi) / 2.0
+    }
+}
+
+fn apart(a: &ObjectPath, b: &ObjectPath) -> bool {
+    (0..=16).all(|k| {
+        let t = k as f32 / 16.0;
+        let ((ca, ra), (cb, rb)) = (a.at(t), b.at(t));
+        (ca[0] - cb[0]).hypot(ca[1] - cb[1]) >= ra + rb
+    })
+}
+
+/// Draws each object's start place from the plan's distribution with `seed` (kept inside a
+/// canvas of `aspect` = height / width for the whole path; the path in canvas widths), so the same seed gives the same
+/// layout; with two or more objects, draws again (up to 32 times) until no two paths meet.
+pub fn sample_layout(plan: &Plan, seed: u64, aspect: f32) -> Layout {
+    let key = noise::key(seed, LAYOUT_STREAM);
+    let n = plan.objects.len() as u64;
+    let draw = |attempt: u64| -> Vec<ObjectPath> {
+        plan.objects
+            .iter()
+            .enumerate()
+            .map(|(k, o)| {
+                let z = |axis: u64| noise::normal(key, (attempt * n + k as u64) * 2 + axis) as f32;
+                // The plan's y is in canvas heights; paths are in canvas widths.
+                let extent = [1.0, aspect];
+                let start: [f32; 2] = std::array::from_fn(|i| {
+                    let drawn = (o.start[i] + o.start_std[i] * z(i as u64)) * extent[i];
+                    clamp_start(drawn, o.shift[i] * extent[i], o.radius[0], o.radius[1], extent[i])
+                });
+                ObjectPath { rgb: o.rgb, start, end: [start[0] + o.shift[0], start[1] + o.shift[1] * aspect], radius: o.radius }
+            })
+            .collect()
+    };
+    let all_apart = |p: &[ObjectPath]| p.iter().enumerate().all(|(i, a)| p[i + 1..].iter().all(|b| apart(a, b)));
+    let mut objects = draw(0);
+    for attempt in 1..TRIES {
+        if all_apart(&objects) {
+            break;
+        }
+        objects = draw(attempt);
+    }
+    Layout { background: plan.background, objects }
+}
+
+impl Layout {
+    /// The layout as pixels `[1, 3, frames, height, width]` in [−1, 1]: the background, and
+    /// each object an anti-aliased disc of its colour (later objects over earlier ones).
+    pub fn paint(&self, width: usize, height: usize, frames: usize, device: &Device) -> Result<Tensor> {
+        let plane = width * height;
+        let mut data = vec![0f32; 3 * frames * plane];
+        let scale = width as f32; // canvas units → pixels
+        for f in 0..frames {
+            let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
+            let placed: Vec<([f32; 2], f32, [f32; 3])> = self.objects.iter().map(|o| {
+                let (c, r) = o.at(t);
+                ([c[0] * scale, c[1] * scale], r * scale, o.rgb)
+            }).collect();
+            for y in 0..height {
+                for x in 0..width {
+                    let mut rgb = self.background;
+                    for (c, r, colour) in &placed {
+                        let d = (x as f32 + 0.5 - c[0]).hypot(y as f32 + 0.5 - c[1]);
+                        let cover = (r + 0.5 - d).clamp(0.0, 1.0);
+                        for i in 0..3 {
+                            rgb[i] += (colour[i] - rgb[i]) * cover;
+                        }
+                    }
+                    for (i, v) in rgb.iter().enumerate() {
+                        data[(i * frames + f) * plane + y * width + x] = v * 2.0 - 1.0;
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(data, (1, 3, frames, height, width), device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reel_models::planner::ObjectPlan;
+
+    fn plan(objects: Vec<ObjectPlan>) -> Plan {
+        Plan { background: [0.1, 0.1, 0.1], objects }
+    }
+
+    fn moving_right() -> ObjectPlan {
+        ObjectPlan { rgb: [0.9, 0.1, 0.1], start: [0.3, 0.5], start_std: [0.1, 0.2], shift: [0.35, 0.0], radius: [0.1, 0.1] }
+    }
+
+    #[test]
+    fn paths_stay_inside_and_the_seed_decides_the_draw() {
+        let p = plan(vec![moving_right()]);
+        let a = sample_layout(&p, 1, 1.0);
+        assert_eq!(a, sample_layout(&p, 1, 1.0));
+        let starts: Vec<f32> = (0..50).map(|s| sample_layout(&p, s, 1.0).objects[0].start[1]).collect();
+        assert!(starts.iter().any(|&y| (y - starts[0]).abs() > 0.05), "different seeds, different places");
+        for s in 0..50 {
+            let o = &sample_layout(&p, s, 1.0).objects[0];
+            assert!((o.end[0] - o.start[0] - 0.35).abs() < 1e-6, "the shift is kept");
+            for t in [0.0, 0.5, 1.0] {
+                let (c, r) = o.at(t);
+                assert!(c[0] - r >= -1e-6 && c[0] + r <= 1.0 + 1e-6 && c[1] - r >= -1e-6 && c[1] + r <= 1.0 + 1e-6, "seed {s}: {o:?}");
+            }
+        }
+        // A path that cannot fit is centred.
+        let wide = plan(vec![ObjectPlan { shift: [0.9, 0.0], ..moving_right() }]);
+        let o = &sample_layout(&wide, 0, 1.0).objects[0];
+        assert!((o.start[0] + o.end[0] - 1.0).abs() < 1e-5, "{o:?}");
+    }
+
+    #[test]
+    fn two_objects_are_drawn_apart() {
+        let p = plan(vec![moving_right(), ObjectPlan { rgb: [0.1, 0.1, 0.9], ..moving_right() }]);
+        for s in 0..20 {
+            let l = sample_layout(&p, s, 1.0);
+            assert!(apart(&l.objects[0], &l.objects[1]), "seed {s}: {l:?}");
+        }
+    }
+
+    #[test]
+    fn paint_draws_each_frame_where_the_path_says() {
+        let l = Layout {
+            background: [0.0, 0.0, 0.0],
+            objects: vec![ObjectPath { rgb: [1.0, 1.0, 1.0], start: [0.25, 0.5], end: [0.75, 0.5], radius: [0.125, 0.25] }],
+        };
+        let x = l.paint(32, 32, 3, &Device::Cpu).unwrap();
+        assert_eq!(x.dims(), &[1, 3, 3, 32, 32]);
+        let red: Vec<Vec<Vec<f32>>> = x.get(0).unwrap().get(0).unwrap().to_vec3().unwrap();
+        // Frame 0: centre (8, 16) px, radius 4 px; frame 2: centre (24, 16), radius 8.
+        assert_eq!(red[0][16][8], 1.0);
+        assert_eq!(red[0][16][24], -1.0);
+        assert_eq!(red[2][16][24], 1.0);
+        assert_eq!(red[2][16][8], -1.0);
+        let area = |f: usize| red[f].iter().flatten().map(|v| (v + 1.0) / 2.0).sum::<f32>();
+        let pi = std::f32::consts::PI;
+        assert!((area(0) - pi * 16.0).abs() < 2.0, "{}", area(0));
+        assert!((area(2) - pi * 64.0).abs() < 3.0, "{}", area(2));
+    }
+}

@@ -1,0 +1,290 @@
+//! Training a model's layout planner (`reel train planner MODEL`, docs/planner.md): a small
+//! supervised fit from captions to where each object is at the start and the end of its
+//! clip, how big and what colour, on Shapes World train-split scenes drawn on the fly (no
+//! held-out triple). The targets come from each scene's geometry, seen through its camera,
+//! so they are exact. It takes seconds, so it has no checkpoints: a run writes
+//! `MODEL/planner/` whole, or nothing.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use reel_data::scene::{camera_at, world_to_screen, PlacedObject, Scene};
+use reel_data::{Shape, ShapesWorld, Split, WorldConfig};
+use reel_models::planner::{LayoutPlanner, LayoutPlannerConfig};
+use reel_models::text::tokenizer::{TextTokenizer, PAD};
+use reel_schedulers::noise;
+use serde::Serialize;
+
+use crate::error::{Result, TrainError};
+
+/// The folder a model keeps its planner in.
+pub const DIR: &str = "planner";
+const WEIGHTS: &str = "model.safetensors";
+/// Noise stream of the minibatches.
+const BATCH_STREAM: u64 = 0x706c_616e;
+
+/// How to train.
+#[derive(Clone, Debug)]
+pub struct PlannerOptions {
+    /// Train-split scenes to learn from (world seed `world_seed`).
+    pub scenes: u64,
+    pub world_seed: u64,
+    pub steps: usize,
+    pub batch: usize,
+    /// AdamW's peak learning rate, decayed to a tenth along a cosine.
+    pub lr: f64,
+    pub hidden: usize,
+    /// Seed of the initial weights and the minibatches.
+    pub seed: u64,
+    /// Held-out-split scenes the result is measured on.
+    pub check_scenes: u64,
+}
+
+impl Default for PlannerOptions {
+    fn default() -> Self {
+        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000 }
+    }
+}
+
+/// What a run did, and how well the planner plans scenes of held-out triples.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannerReport {
+    pub planner: std::path::PathBuf,
+    pub objects: usize,
+    pub first_loss: f32,
+    pub loss: f32,
+    pub check: PlannerCheck,
+}
+
+/// Mean absolute errors of the planned object against the scene's, on held-out scenes.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannerCheck {
+    pub objects: usize,
+    /// End place minus start place, canvas widths.
+    pub shift_error: f32,
+    /// Log equal-area radius at start and end.
+    pub log_radius_error: f32,
+    /// Object colour, 8-bit RGB.
+    pub colour_error: f32,
+    /// Share of objects whose planned path goes the scene's way (the larger of its shift
+    /// and its radius change, in the same direction, or neither for still objects).
+    pub direction_correct: f32,
+    /// The same for objects alone in a static-camera scene (the scoring case).
+    pub direction_correct_alone: f32,
+}
+
+/// Radius of the disc with the area of `shape` at `r` (the world's radius: circle radius,
+/// square half-side, triangle circumradius).
+pub fn equal_area_radius(shape: Shape, r: f64) -> f64 {
+    let area = match shape {
+        Shape::Circle => std::f64::consts::PI * r * r,
+        Shape::Square => 4.0 * r * r,
+        Shape::Triangle => 3.0 * 3f64.sqrt() / 4.0 * r * r,
+    };
+    (area / std::f64::consts::PI).sqrt()
+}
+
+/// The planner's targets for one object of `scene`: colour (0–1), start centre (x in
+/// widths, y in heights), shift to the end centre, log equal-area radius at start and end.
+pub fn object_target(scene: &Scene, object: &PlacedObject) -> [f32; 9] {
+    let (camera, aspect) = (scene.labels.camera, scene.aspect);
+    let seen = |t: f64| {
+        let (centre, r) = object.at(t);
+        let p = world_to_screen(camera, aspect, t, centre);
+        let zoom = camera_at(camera, aspect, t).1;
+        ([p[0], p[1] / aspect], equal_area_radius(object.labels.shape, r * zoom))
+    };
+    let ((a, ra), (b, rb)) = (seen(0.0), seen(1.0));
+    let rgb = object.labels.color.rgb();
+    [
+        rgb[0] as f32 / 255.0,
+        rgb[1] as f32 / 255.0,
+        rgb[2] as f32 / 255.0,
+        a[0] as f32,
+        a[1] as f32,
+        (b[0] - a[0]) as f32,
+        (b[1] - a[1]) as f32,
+        ra.ln() as f32,
+        rb.ln() as f32,
+    ]
+}
+
+/// Bags and targets of scenes `0..count` of a world.
+struct Examples {
+    object_bags: Vec<f32>,
+    context_bags: Vec<f32>,
+    prompt_bags: Vec<f32>,
+    targets: Vec<f32>,
+    backgrounds: Vec<f32>,
+    /// Whether the object is alone in a static-camera scene (the scoring case's geometry).
+    alone: Vec<bool>,
+    len: usize,
+}
+
+fn examples(world: &ShapesWorld, tokenizer: &TextTokenizer, config: &LayoutPlannerConfig, count: u64) -> Result<Examples> {
+    let mut e = Examples { object_bags: Vec::new(), context_bags: Vec::new(), prompt_bags: Vec::new(), targets: Vec::new(), backgrounds: Vec::new(), alone: Vec::new(), len: 0 };
+    for i in 0..count {
+        let scene = world.scene(i);
+        let sample = world.sample_of(i, &scene);
+        let ids = tokenizer.ids(&sample.caption)?;
+        let bags = config.bags(&ids);
+        if bags.objects.len() != scene.objects.len() {
+            return Err(TrainError::Data(format!("caption '{}' splits into {} object clauses at the separator, but the scene has {} objects", sample.caption, bags.objects.len(), scene.objects.len())));
+        }
+        let bg = scene.background();
+        for ((clause, context), object) in bags.objects.iter().zip(&bags.contexts).zip(&scene.objects) {
+            e.object_bags.extend(clause);
+            e.context_bags.extend(context);
+            e.prompt_bags.extend(&bags.prompt);
+            e.targets.extend(object_target(&scene, object));
+            e.backgrounds.extend(bg.map(|v| (v / 255.0) as f32));
+            e.alone.push(scene.objects.len() == 1 && scene.labels.camera == reel_data::Camera::Static);
+            e.len += 1;
+        }
+    }
+    Ok(e)
+}
+
+/// The loss of a batch: squared errors of colour, shift, log radius and background, and the
+/// Gaussian negative log-likelihood of the start place under the planned spread.
+fn loss(planner: &LayoutPlanner, bags: [&Tensor; 3], targets: &Tensor, backgrounds: &Tensor) -> candle_core::Result<Tensor> {
+    let [object_bags, context_bags, prompt_bags] = bags;
+    let out = planner.forward_objects(object_bags, context_bags)?;
+    let mse = |a: &Tensor, b: &Tensor| (a - b)?.sqr()?.sum(D::Minus1)?.mean_all();
+    let colour = mse(&out.narrow(1, 0, 3)?, &targets.narrow(1, 0, 3)?)?;
+    let log_std = out.narrow(1, 5, 2)?.clamp(-8f32, 2f32)?;
+    let z = ((targets.narrow(1, 3, 2)? - out.narrow(1, 3, 2)?)? * log_std.neg()?.exp()?)?;
+    let start = ((z.sqr()? * 0.5)? + &log_std)?.sum(D::Minus1)?.mean_all()?;
+    let shift = (mse(&out.narrow(1, 7, 2)?, &targets.narrow(1, 5, 2)?)? * 10.0)?;
+    let radius = mse(&out.narrow(1, 9, 2)?, &targets.narrow(1, 7, 2)?)?;
+    let background = mse(&planner.forward_background(prompt_bags)?, backgrounds)?;
+    colour + start + shift + radius + background
+}
+
+/// Trains a planner for the model in `model` (its tokenizer is the planner's vocabulary)
+/// and writes it into `model/planner/`, adding it to `model_index.json`.
+pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerReport> {
+    let tokenizer_path = model.join("tokenizer/tokenizer.json");
+    if !tokenizer_path.is_file() {
+        return Err(TrainError::Data(format!("'{}' has no tokenizer/tokenizer.json; a planner reads the model's own words", model.display())));
+    }
+    let index_path = model.join("model_index.json");
+    let mut index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index_path).map_err(TrainError::io(&index_path))?)
+        .map_err(|e| TrainError::Data(format!("'{}': {e}", index_path.display())))?;
+    if opts.steps == 0 || opts.batch == 0 || opts.scenes == 0 || opts.hidden == 0 {
+        return Err(TrainError::Data("scenes, steps, batch and hidden must be positive".into()));
+    }
+    let tokenizer = TextTokenizer::from_file(&tokenizer_path)?;
+    let config = LayoutPlannerConfig {
+        vocab_size: tokenizer.vocab_size(),
+        hidden_size: opts.hidden,
+        separator_id: tokenizer.token_id("and"),
+        context_ids: tokenizer.token_id(",").into_iter().collect(),
+        ignore_ids: tokenizer.token_id(PAD).into_iter().collect(),
+        max_objects: 2,
+    };
+    let world = |split, seed| ShapesWorld::new(WorldConfig { seed, split, ..Default::default() });
+    let data = examples(&world(Split::Train, opts.world_seed)?, &tokenizer, &config, opts.scenes)?;
+
+    let dev = Device::Cpu;
+    let map = VarMap::new();
+    let planner = LayoutPlanner::new(&config, crate::models::vars(&map, opts.seed, DIR, None)?)?;
+    let mut adam = AdamW::new(map.all_vars(), ParamsAdamW { lr: opts.lr, weight_decay: 0.0, ..Default::default() })?;
+    let (v, n) = (config.vocab_size, data.len);
+    let key = noise::key(opts.seed, BATCH_STREAM);
+    let rows = |src: &[f32], width: usize, picks: &[usize]| -> candle_core::Result<Tensor> {
+        let mut out = Vec::with_capacity(picks.len() * width);
+        for &i in picks {
+            out.extend_from_slice(&src[i * width..(i + 1) * width]);
+        }
+        Tensor::from_vec(out, (picks.len(), width), &dev)
+    };
+    let (mut first, mut last) = (f32::NAN, f32::NAN);
+    for step in 0..opts.steps {
+        let picks: Vec<usize> = (0..opts.batch).map(|j| ((noise::uniform(key, (step * opts.batch + j) as u64) * n as f64) as usize).min(n - 1)).collect();
+        let l = loss(
+            &planner,
+            [&rows(&data.object_bags, v, &picks)?, &rows(&data.context_bags, v, &picks)?, &rows(&data.prompt_bags, v, &picks)?],
+            &rows(&data.targets, 9, &picks)?,
+            &rows(&data.backgrounds, 3, &picks)?,
+        )?;
+        let progress = step as f64 / opts.steps as f64;
+        adam.set_learning_rate(opts.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())));
+        adam.backward_step(&l)?;
+        let value = l.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(TrainError::NonFinite { step: step as u64, loss: value as f64 });
+        }
+        if step == 0 {
+            first = value;
+        }
+        last = value;
+    }
+
+    let check = check(&planner, &examples(&world(Split::Holdout, opts.world_seed)?, &tokenizer, &config, opts.check_scenes)?)?;
+    let dir = model.join(DIR);
+    write_planner(&map, &config, &dir)?;
+    index["planner"] = serde_json::json!(["reel", "ReelLayoutPlanner"]);
+    reel_media::write_atomic(&index_path, serde_json::to_string_pretty(&index).map_err(|e| TrainError::Data(e.to_string()))?.as_bytes())?;
+    Ok(PlannerReport { planner: dir, objects: n, first_loss: first, loss: last, check })
+}
+
+/// Writes the planner folder whole: into a sibling temporary folder, then renamed into place
+/// (an old planner is replaced only once the new one is complete).
+fn write_planner(map: &VarMap, config: &LayoutPlannerConfig, dir: &Path) -> Result<()> {
+    let parent = dir.parent().expect("planner folder has a parent");
+    let staging = parent.join(format!(".planner-new-{}", std::process::id()));
+    let written = (|| -> Result<()> {
+        std::fs::create_dir_all(&staging).map_err(TrainError::io(&staging))?;
+        let mut json = serde_json::to_value(config).map_err(|e| TrainError::Data(e.to_string()))?;
+        json["_class_name"] = "ReelLayoutPlanner".into();
+        let text = serde_json::to_string_pretty(&json).map_err(|e| TrainError::Data(e.to_string()))?;
+        std::fs::write(staging.join("config.json"), text).map_err(TrainError::io(&staging))?;
+        let tensors: std::collections::HashMap<String, Tensor> = map.data().lock().expect("varmap lock").iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let weights = staging.join(WEIGHTS);
+        candle_core::safetensors::save(&tensors, &weights).map_err(|e| TrainError::Data(format!("writing '{}': {e}", weights.display())))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let old = parent.join(format!(".planner-old-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(TrainError::io(dir))?;
+    }
+    std::fs::rename(&staging, dir).map_err(TrainError::io(dir))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn check(planner: &LayoutPlanner, e: &Examples) -> Result<PlannerCheck> {
+    let dev = Device::Cpu;
+    let v = planner.config().vocab_size;
+    let out: Vec<Vec<f32>> = planner
+        .forward_objects(&Tensor::from_vec(e.object_bags.clone(), (e.len, v), &dev)?, &Tensor::from_vec(e.context_bags.clone(), (e.len, v), &dev)?)?
+        .to_dtype(DType::F32)?
+        .to_vec2()?;
+    let (mut shift, mut radius, mut colour, mut right, mut alone, mut alone_right) = (0f32, 0f32, 0f32, 0usize, 0usize, 0usize);
+    // The larger of the shift (canvas widths) and the change of log radius, with its sign.
+    let way = |dx: f32, dy: f32, dr: f32| -> (usize, bool) {
+        let m = [dx.abs(), dy.abs(), dr.abs() * 0.5];
+        let k = (0..3).max_by(|&a, &b| m[a].total_cmp(&m[b])).expect("three");
+        let still = m[k] < 0.05;
+        (if still { 3 } else { k }, [dx, dy, dr][k] > 0.0 || still)
+    };
+    for (i, o) in out.iter().enumerate() {
+        let t = &e.targets[i * 9..(i + 1) * 9];
+        shift += ((o[7] - t[5]).abs() + (o[8] - t[6]).abs()) / 2.0;
+        radius += ((o[9] - t[7]).abs() + (o[10] - t[8]).abs()) / 2.0;
+        colour += (0..3).map(|c| (o[c].clamp(0.0, 1.0) - t[c]).abs() * 255.0).sum::<f32>() / 3.0;
+        let ok = way(o[7], o[8], o[10] - o[9]) == way(t[5], t[6], t[8] - t[7]);
+        right += usize::from(ok);
+        if e.alone[i] {
+            alone += 1;
+            alone_right += usize::from(ok);
+        }
+    }
+    let n = e.len.max(1) as f32;
+    Ok(PlannerCheck { objects: e.len, shift_error: shift / n, log_radius_error: radius / n, colour_error: colour / n, direction_correct: right as f32 / n, direction_correct_alone: alone_right as f32 / alone.max(1) as f32 })
+}
