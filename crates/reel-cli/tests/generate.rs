@@ -129,6 +129,15 @@ fn a_planner_is_trained_into_a_model_and_used_by_default() {
     ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("b.mp4").to_str().unwrap(), "--layout-strength", "0"]));
     let sidecar: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("b.json")).unwrap()).unwrap();
     assert!(sidecar["layout"].is_null(), "{sidecar}");
+    // A planner trained for another vocabulary is refused at load, with the fix.
+    let tok_path = model.join("tokenizer/tokenizer.json");
+    let mut tok: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tok_path).unwrap()).unwrap();
+    let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+    let extra = vocab.len();
+    vocab.insert("zebra".into(), extra.into());
+    std::fs::write(&tok_path, tok.to_string()).unwrap();
+    let stderr = err(&reel(&["generate", "a red circle", "--model", m, "-o", out.join("c.mp4").to_str().unwrap()]));
+    assert!(stderr.contains("does not match the tokenizer") && stderr.contains("reel train planner"), "{stderr}");
     // A folder that is no model is refused, and left as it was.
     let stderr = err(&reel(&["train", "planner", out.to_str().unwrap()]));
     assert!(stderr.contains("no tokenizer/tokenizer.json"), "{stderr}");

@@ -70,6 +70,13 @@ impl Model {
             }
             Err(_) => 512,
         };
+        if let Some(p) = planner.as_ref().filter(|p| p.config().vocab_size != tokenizer.vocab_size()) {
+            return Err(invalid(
+                &dir.join("planner/config.json"),
+                "planner config",
+                format!("vocab_size {} does not match the tokenizer's {} words; the planner reads the model's own tokens: train it again with `reel train planner {}`", p.config().vocab_size, tokenizer.vocab_size(), dir.display()),
+            ));
+        }
         Ok(Self { dir: dir.to_path_buf(), transformer, vae, text_encoder, tokenizer, planner, scheduler, max_text_len, spec })
     }
 
