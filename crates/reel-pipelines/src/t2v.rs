@@ -130,18 +130,15 @@ impl Components<'_> {
     /// [`Self::denoise`] from a conditioning made by [`Self::encode_text`] and a layout made
     /// by [`Self::plan_layout`] and encoded by [`Self::encode_layout`]. With a layout, its
     /// latents are noised to the first step at or below σ `layout_strength` with the seed's
-    /// noise, and denoised from there, in one pass. Otherwise, from noise; with `first_frame_steps`, a first pass of
-    /// that many steps makes the whole clip, and its first latent frame is kept: the second
-    /// pass makes the clip again from the same noise with that frame held clean. `on_step`
-    /// counts both passes.
+    /// noise, and denoised from there, in one pass. Otherwise from noise; with
+    /// `first_frame_steps`, a first pass of that many steps makes the whole clip, and its first
+    /// latent frame is kept: the second pass makes the clip again from the same noise with
+    /// that frame held clean. `on_step` counts both passes.
     pub fn denoise_with(&self, context: &Tensor, layout: Option<&Tensor>, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
         let shape = self.latent_shape(s)?;
         let guided = s.guidance > 1.0;
         if context.dim(0)? != if guided { 2 } else { 1 } {
             candle_core::bail!("the text conditioning has {} rows; guidance {} needs {}", context.dim(0)?, s.guidance, if guided { 2 } else { 1 });
-        }
-        if s.first_frame_steps > 0 && self.transformer.config().patch_size[0] != 1 {
-            candle_core::bail!("first_frame_steps: this transformer patches {} latent frames together, so its first latent frame cannot be held alone; use first_frame_steps 0", self.transformer.config().patch_size[0]);
         }
         let noise = latent_noise(s.seed, &shape, &Device::Cpu)?;
         if let Some(z) = layout {
@@ -157,6 +154,9 @@ impl Components<'_> {
             let total = s.steps - begin;
             let latents = self.sample(context, s, scheduler, &start, None, |i| on_step(i, total))?;
             return self.vae.denormalize_latents(&latents);
+        }
+        if s.first_frame_steps > 0 && self.transformer.config().patch_size[0] != 1 {
+            candle_core::bail!("first_frame_steps: this transformer patches {} latent frames together, so its first latent frame cannot be held alone; use first_frame_steps 0", self.transformer.config().patch_size[0]);
         }
         // A one-latent-frame clip is its first frame: one pass.
         let first_pass = if shape[2] > 1 { s.first_frame_steps } else { 0 };

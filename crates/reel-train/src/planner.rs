@@ -52,6 +52,9 @@ impl Default for PlannerOptions {
 pub struct PlannerReport {
     pub planner: std::path::PathBuf,
     pub objects: usize,
+    /// Training scenes left out: their caption does not split into one clause per object
+    /// (a vocabulary without "and").
+    pub skipped_scenes: usize,
     pub first_loss: f32,
     pub loss: f32,
     pub check: PlannerCheck,
@@ -120,17 +123,22 @@ struct Examples {
     /// Whether the object is alone in a static-camera scene (the scoring case's geometry).
     alone: Vec<bool>,
     len: usize,
+    /// Scenes whose caption does not split into one clause per object.
+    skipped: usize,
 }
 
 fn examples(world: &ShapesWorld, tokenizer: &TextTokenizer, config: &LayoutPlannerConfig, count: u64) -> Result<Examples> {
-    let mut e = Examples { object_bags: Vec::new(), context_bags: Vec::new(), prompt_bags: Vec::new(), targets: Vec::new(), backgrounds: Vec::new(), alone: Vec::new(), len: 0 };
+    let mut e = Examples { object_bags: Vec::new(), context_bags: Vec::new(), prompt_bags: Vec::new(), targets: Vec::new(), backgrounds: Vec::new(), alone: Vec::new(), len: 0, skipped: 0 };
     for i in 0..count {
         let scene = world.scene(i);
         let sample = world.sample_of(i, &scene);
         let ids = tokenizer.ids(&sample.caption)?;
         let bags = config.bags(&ids);
         if bags.objects.len() != scene.objects.len() {
-            return Err(TrainError::Data(format!("caption '{}' splits into {} object clauses at the separator, but the scene has {} objects", sample.caption, bags.objects.len(), scene.objects.len())));
+            // A vocabulary without the separator cannot tell two objects apart: such scenes
+            // teach nothing about either object, and are counted as skipped.
+            e.skipped += 1;
+            continue;
         }
         let bg = scene.background();
         for ((clause, context), object) in bags.objects.iter().zip(&bags.contexts).zip(&scene.objects) {
@@ -191,6 +199,9 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     let map = VarMap::new();
     let planner = LayoutPlanner::new(&config, crate::models::vars(&map, opts.seed, DIR, None)?)?;
     let mut adam = AdamW::new(map.all_vars(), ParamsAdamW { lr: opts.lr, weight_decay: 0.0, ..Default::default() })?;
+    if data.len == 0 {
+        return Err(TrainError::Data(format!("none of the {} scenes' captions split into one clause per object with this tokenizer", opts.scenes)));
+    }
     let (v, n) = (config.vocab_size, data.len);
     let key = noise::key(opts.seed, BATCH_STREAM);
     let rows = |src: &[f32], width: usize, picks: &[usize]| -> candle_core::Result<Tensor> {
@@ -227,7 +238,7 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     write_planner(&map, &config, &dir)?;
     index["planner"] = serde_json::json!(["reel", "ReelLayoutPlanner"]);
     reel_media::write_atomic(&index_path, serde_json::to_string_pretty(&index).map_err(|e| TrainError::Data(e.to_string()))?.as_bytes())?;
-    Ok(PlannerReport { planner: dir, objects: n, first_loss: first, loss: last, check })
+    Ok(PlannerReport { planner: dir, objects: n, skipped_scenes: data.skipped, first_loss: first, loss: last, check })
 }
 
 /// Writes the planner folder whole: into a sibling temporary folder, then renamed into place

@@ -25,6 +25,7 @@ fn a_short_fit_plans_held_out_scenes() {
     let report = train_planner(dir.path(), &opts).unwrap();
     let c = &report.check;
     assert!(report.loss < report.first_loss, "{report:?}");
+    assert_eq!(report.skipped_scenes, 0, "Shapes World's vocabulary has \"and\": {report:?}");
     assert!(c.direction_correct_alone > 0.9, "held-out one-object scenes planned the right way: {c:?}");
     assert!(c.direction_correct > 0.6, "with cameras and two objects: {c:?}");
     assert!(c.shift_error < 0.12 && c.colour_error < 30.0 && c.log_radius_error < 0.2, "{c:?}");
