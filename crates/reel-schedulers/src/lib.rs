@@ -45,6 +45,18 @@ pub trait Scheduler {
     fn set_begin_index(&mut self, index: usize) -> Result<()>;
 }
 
+/// The step a sampler that has taken `taken` steps of a `steps`-step schedule may begin at
+/// (`Scheduler::set_begin_index`): only before the first step, and inside the schedule.
+fn checked_begin_index(taken: usize, index: usize, steps: usize) -> Result<usize> {
+    if taken != 0 {
+        return Err(SchedulerError::Usage(format!("set_begin_index after {taken} steps; call it right after set_timesteps")));
+    }
+    if index >= steps {
+        return Err(SchedulerError::Usage(format!("begin index {index} is past the {steps} steps set")));
+    }
+    Ok(index)
+}
+
 /// A `scheduler_config.json`, dispatched on diffusers' `_class_name`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "_class_name")]

@@ -354,13 +354,7 @@ impl Scheduler for UniPcScheduler {
     }
 
     fn set_begin_index(&mut self, index: usize) -> Result<()> {
-        if self.step_index != 0 {
-            return Err(SchedulerError::Usage(format!("set_begin_index after {} steps; call it right after set_timesteps", self.step_index)));
-        }
-        if index >= self.timesteps.len() {
-            return Err(SchedulerError::Usage(format!("begin index {index} is past the {} steps set", self.timesteps.len())));
-        }
-        self.step_index = index;
+        self.step_index = crate::checked_begin_index(self.step_index, index, self.timesteps.len())?;
         Ok(())
     }
 }
