@@ -25,10 +25,15 @@
 #       11. the export                           → runs/shapes-v1-transformer-4-model, with step 7's
 #           weights under step 2's VAE config (its latent statistics are the ones the transformer
 #           learnt with)
-#       12. first-frame conditioning (configs/shapes-v1/transformer-first-frame.toml)
-#                                                → runs/shapes-v1-first-frame
-#       13. the export                           → models/shapes-v1 (the VAE comes from step 11's)
-#       14. the layout planner (`reel train planner`, docs/planner.md) → models/shapes-v1/planner
+#       12. a 128x128 latent cache, half of its clips from the scoring case (two halves side
+#           by side, merged)                     → runs/shapes-v1-cache-128
+#       13. the transformer at 128x128 (configs/shapes-v1/transformer-128.toml)
+#                                                → runs/shapes-v1-transformer-128, exported
+#       14. first-frame conditioning at 128x128 (configs/shapes-v1/transformer-128-first-frame.toml),
+#           stopped at step 1 200                → runs/shapes-v1-first-frame-128
+#       15. the export                           → models/shapes-v1 (the VAE comes from step 11's)
+#       16. the layout planner with silhouettes, and the strength its layouts are noised to
+#           (`reel train planner`, docs/planner.md) → models/shapes-v1/planner
 # Needs numpy and safetensors (pip) for step 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,7 +69,22 @@ if [ ! -f runs/shapes-v1-transformer-4-model/model_index.json ]; then
     "$reel" train export runs/shapes-v1-transformer-4 runs/shapes-v1-transformer-4-model
     cp runs/shapes-v1-vae-decoder-model/vae/diffusion_pytorch_model.safetensors runs/shapes-v1-transformer-4-model/vae/
 fi
-train configs/shapes-v1/transformer-first-frame.toml runs/shapes-v1-first-frame
-"$reel" train export runs/shapes-v1-first-frame models/shapes-v1
-"$reel" train planner models/shapes-v1
+if [ ! -f runs/shapes-v1-cache-128/index.json ]; then
+    for k in 0 1; do
+        [ -f runs/shapes-v1-cache-128-$k/index.json ] || "$reel" data cache --model runs/shapes-v1-transformer-4-model \
+            --out runs/shapes-v1-cache-128-$k --width 128 --height 128 --frames 17 --fps 8 --fps 16 --count 1280 \
+            --scoring-share 0.5 --seed $((100 + k)) &
+    done
+    wait
+    python3 tools/cache-merge.py runs/shapes-v1-cache-128 runs/shapes-v1-cache-128-0 runs/shapes-v1-cache-128-1
+fi
+train configs/shapes-v1/transformer-128.toml runs/shapes-v1-transformer-128
+[ -f runs/shapes-v1-transformer-128-model/model_index.json ] || "$reel" train export runs/shapes-v1-transformer-128 runs/shapes-v1-transformer-128-model
+if [ -d runs/shapes-v1-first-frame-128/checkpoints ] && [ -n "$(ls -A runs/shapes-v1-first-frame-128/checkpoints)" ]; then
+    "$reel" train configs/shapes-v1/transformer-128-first-frame.toml --out runs/shapes-v1-first-frame-128 --resume --max-steps 1200
+else
+    "$reel" train configs/shapes-v1/transformer-128-first-frame.toml --out runs/shapes-v1-first-frame-128 --max-steps 1200
+fi
+"$reel" train export runs/shapes-v1-first-frame-128 models/shapes-v1
+"$reel" train planner models/shapes-v1 --layout-strength LAYOUT_STRENGTH
 du -sh models/shapes-v1

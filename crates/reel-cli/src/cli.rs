@@ -304,7 +304,7 @@ pub enum TrainCommand {
         #[arg(long, default_value_t = 64)]
         latent_stats: usize,
     },
-    /// Train a model's layout planner (text → where each object is, how big, what colour) on
+    /// Train a model's layout planner (text → where each object is, how big, what colour, what shape) on
     /// Shapes World train-split scenes and write it into MODEL/planner/ (docs/planner.md).
     Planner {
         /// The model folder (its tokenizer is the planner's vocabulary).
@@ -318,6 +318,14 @@ pub enum TrainCommand {
         /// Seed of the initial weights and the minibatches.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Cells a side of each object's planned silhouette (what it looks like, painted in
+        /// its layout); 0 plans none and objects are painted as discs.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=64))]
+        silhouette: u16,
+        /// Also make this the model's default `layout_strength` (0-1; the noise level its
+        /// layouts are denoised from, docs/planner.md); without it the model's default stays.
+        #[arg(long)]
+        layout_strength: Option<f64>,
     },
 }
 

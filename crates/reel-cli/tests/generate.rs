@@ -129,6 +129,19 @@ fn a_planner_is_trained_into_a_model_and_used_by_default() {
     ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("b.mp4").to_str().unwrap(), "--layout-strength", "0"]));
     let sidecar: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("b.json")).unwrap()).unwrap();
     assert!(sidecar["layout"].is_null(), "{sidecar}");
+    // Trained again with a default strength, the model takes it; an impossible one is refused
+    // and changes nothing.
+    let report = ok(&reel(&["train", "planner", m, "--scenes", "400", "--steps", "20", "--silhouette", "8", "--layout-strength", "0.6"]));
+    assert!(report["check"]["shape_correct"].as_f64().is_some(), "{report}");
+    let planner_config = std::fs::read_to_string(model.join("planner/config.json")).unwrap();
+    assert!(planner_config.contains("\"silhouette_size\": 8"), "{planner_config}");
+    let v = ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("d.mp4").to_str().unwrap(), "--json"]));
+    assert_eq!(v["settings"]["layout_strength"], 0.6, "{v}");
+    let index = std::fs::read_to_string(model.join("model_index.json")).unwrap();
+    let stderr = err(&reel(&["train", "planner", m, "--steps", "1", "--layout-strength", "1.5"]));
+    assert!(stderr.contains("outside 0-1"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(model.join("model_index.json")).unwrap(), index);
+    assert_eq!(std::fs::read_to_string(model.join("planner/config.json")).unwrap(), planner_config);
     // A planner trained for another vocabulary is refused at load, with the fix.
     let tok_path = model.join("tokenizer/tokenizer.json");
     let mut tok: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tok_path).unwrap()).unwrap();

@@ -11,6 +11,10 @@
 //! Places are shares of the canvas: x from 0 (left) to 1 (right), y from 0 (top) to 1
 //! (bottom), so one plan fits any aspect; a radius is that of the disc with the object's
 //! area, in canvas widths.
+//!
+//! A planner may also draw each object's silhouette (`silhouette_size` > 0): a small square
+//! mask of what the object's words say it looks like, centred on the object and spanning
+//! [`SILHOUETTE_EXTENT`] equal-area radii either side, so it scales with the planned size.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
@@ -19,6 +23,8 @@ use serde::{Deserialize, Serialize};
 /// Object head outputs: colour (3), start centre (2), log std of the start (2), shift from
 /// start to end (2), log radius at start and end (2).
 pub const OBJECT_OUTPUTS: usize = 11;
+/// A silhouette spans this many equal-area radii either side of the object's centre.
+pub const SILHOUETTE_EXTENT: f32 = 2.0;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayoutPlannerConfig {
@@ -37,12 +43,19 @@ pub struct LayoutPlannerConfig {
     pub ignore_ids: Vec<u32>,
     /// At most this many objects; further clauses join the last.
     pub max_objects: usize,
+    /// Side of each object's planned silhouette in cells; 0 plans none (objects are painted
+    /// as discs).
+    #[serde(default)]
+    pub silhouette_size: usize,
 }
 
 impl LayoutPlannerConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.vocab_size == 0 || self.hidden_size == 0 || self.max_objects == 0 {
             return Err(format!("vocab_size ({}), hidden_size ({}) and max_objects ({}) must be positive", self.vocab_size, self.hidden_size, self.max_objects));
+        }
+        if self.silhouette_size > 64 {
+            return Err(format!("silhouette_size {} is above the 64 cells a side a planner may draw", self.silhouette_size));
         }
         if let Some(s) = self.separator_id.filter(|&s| s as usize >= self.vocab_size) {
             return Err(format!("separator_id {s} is outside the vocabulary of {}", self.vocab_size));
@@ -121,6 +134,10 @@ pub struct ObjectPlan {
     pub shift: [f32; 2],
     /// Equal-area radius at the start and at the end (canvas widths).
     pub radius: [f32; 2],
+    /// What the object looks like: `silhouette_size`² coverages in [0, 1], row by row (y
+    /// down), over ±[`SILHOUETTE_EXTENT`] equal-area radii around its centre; `None` for a
+    /// planner without silhouettes.
+    pub silhouette: Option<Vec<f32>>,
 }
 
 /// A prompt's plan.
@@ -137,6 +154,7 @@ pub struct LayoutPlanner {
     embed: Tensor,
     object: Mlp,
     scene: Mlp,
+    silhouette: Option<Mlp>,
 }
 
 impl LayoutPlanner {
@@ -144,7 +162,9 @@ impl LayoutPlanner {
         config.validate().map_err(candle_core::Error::msg)?;
         let h = config.hidden_size;
         let embed = vb.get_with_hints((config.vocab_size, h), "embed.weight", candle_nn::init::Init::Randn { mean: 0.0, stdev: 1.0 })?;
-        Ok(Self { config: config.clone(), embed, object: Mlp::new(2 * h, 2 * h, OBJECT_OUTPUTS, vb.pp("object"))?, scene: Mlp::new(h, h, 3, vb.pp("scene"))? })
+        let s = config.silhouette_size;
+        let silhouette = if s > 0 { Some(Mlp::new(h, 2 * h, s * s, vb.pp("silhouette"))?) } else { None };
+        Ok(Self { config: config.clone(), embed, object: Mlp::new(2 * h, 2 * h, OBJECT_OUTPUTS, vb.pp("object"))?, scene: Mlp::new(h, h, 3, vb.pp("scene"))?, silhouette })
     }
 
     pub fn config(&self) -> &LayoutPlannerConfig {
@@ -156,6 +176,12 @@ impl LayoutPlanner {
     pub fn forward_objects(&self, object_bags: &Tensor, context_bags: &Tensor) -> Result<Tensor> {
         let x = Tensor::cat(&[object_bags.matmul(&self.embed)?, context_bags.matmul(&self.embed)?], D::Minus1)?;
         self.object.forward(&x)
+    }
+
+    /// Silhouette logits `[N, silhouette_size²]` of object bags `[N, vocab]` (what an object
+    /// looks like is its own words', whatever the camera does); `None` without silhouettes.
+    pub fn forward_silhouettes(&self, object_bags: &Tensor) -> Result<Option<Tensor>> {
+        self.silhouette.as_ref().map(|m| m.forward(&object_bags.matmul(&self.embed)?)).transpose()
     }
 
     pub fn forward_background(&self, prompt_bags: &Tensor) -> Result<Tensor> {
@@ -173,17 +199,23 @@ impl LayoutPlanner {
         let prompt_bag = Tensor::from_vec(bags.prompt, (1, v), &dev)?.to_dtype(self.embed.dtype())?;
         let out: Vec<Vec<f32>> = self.forward_objects(&object_bags, &context_bags)?.to_dtype(DType::F32)?.to_vec2()?;
         let bg: Vec<f32> = self.forward_background(&prompt_bag)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let silhouettes: Option<Vec<Vec<f32>>> = match self.forward_silhouettes(&object_bags)? {
+            Some(logits) => Some(candle_nn::ops::sigmoid(&logits)?.to_dtype(DType::F32)?.to_vec2()?),
+            None => None,
+        };
         let rgb = |v: &[f32]| [v[0].clamp(0.0, 1.0), v[1].clamp(0.0, 1.0), v[2].clamp(0.0, 1.0)];
         Ok(Plan {
             background: rgb(&bg),
             objects: out
                 .iter()
-                .map(|o| ObjectPlan {
+                .enumerate()
+                .map(|(k, o)| ObjectPlan {
                     rgb: rgb(&o[0..3]),
                     start: [o[3], o[4]],
                     start_std: [o[5].clamp(-8.0, 2.0).exp(), o[6].clamp(-8.0, 2.0).exp()],
                     shift: [o[7], o[8]],
                     radius: [o[9].clamp(-6.0, 0.0).exp(), o[10].clamp(-6.0, 0.0).exp()],
+                    silhouette: silhouettes.as_ref().map(|s| s[k].clone()),
                 })
                 .collect(),
         })
@@ -196,7 +228,7 @@ mod tests {
     use candle_nn::VarMap;
 
     fn config() -> LayoutPlannerConfig {
-        LayoutPlannerConfig { vocab_size: 8, hidden_size: 4, separator_id: Some(2), context_ids: vec![7], ignore_ids: vec![0], max_objects: 2 }
+        LayoutPlannerConfig { vocab_size: 8, hidden_size: 4, separator_id: Some(2), context_ids: vec![7], ignore_ids: vec![0], max_objects: 2, silhouette_size: 0 }
     }
 
     #[test]
@@ -232,7 +264,17 @@ mod tests {
             assert!(o.start_std.iter().chain(&o.radius).all(|&v| v > 0.0 && v.is_finite()));
         }
         assert_eq!(p.plan(&[3, 4]).unwrap().objects.len(), 1);
+        assert!(plan.objects.iter().all(|o| o.silhouette.is_none()), "no silhouette head, no silhouettes");
+        let map = VarMap::new();
+        let p = LayoutPlanner::new(&LayoutPlannerConfig { silhouette_size: 3, ..config() }, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
+        for o in p.plan(&[3, 4, 2, 5]).unwrap().objects {
+            let s = o.silhouette.expect("a silhouette per object");
+            assert_eq!(s.len(), 9);
+            assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
         let bad = LayoutPlannerConfig { separator_id: Some(9), ..config() };
         assert!(bad.validate().unwrap_err().contains("outside the vocabulary"));
+        let bad = LayoutPlannerConfig { silhouette_size: 65, ..config() };
+        assert!(bad.validate().unwrap_err().contains("above the 64 cells"));
     }
 }

@@ -1,10 +1,11 @@
-//! A planner's plan made concrete: each object's path drawn (seeded) and painted as a clip of
-//! discs on the background, which generation then noises part-way and denoises (SDEdit
-//! from a layout; docs/planner.md). The discs say where each object is and how big; what it
-//! looks like is left to the video model.
+//! A planner's plan made concrete: each object's path drawn (seeded) and painted as a clip
+//! on the background, which generation then noises part-way and denoises (SDEdit from a
+//! layout; docs/planner.md). Each object is painted as its planned silhouette, scaled to its
+//! planned size, or as a disc for a planner without silhouettes (what it looks like is then
+//! left to the video model).
 
 use candle_core::{Device, Result, Tensor};
-use reel_models::planner::Plan;
+use reel_models::planner::{Plan, SILHOUETTE_EXTENT};
 use reel_schedulers::noise;
 
 /// Noise stream of the start places drawn from a plan.
@@ -13,13 +14,16 @@ pub const LAYOUT_STREAM: u64 = 0x6c61_796f_7574;
 const TRIES: u64 = 32;
 
 /// One object's straight path: centre and equal-area radius at the start and at the end
-/// (canvas widths from the top left), and its colour (RGB in [0, 1]).
+/// (canvas widths from the top left), its colour (RGB in [0, 1]) and its planned silhouette
+/// (square, row by row; see [`reel_models::planner::ObjectPlan::silhouette`]), if any.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ObjectPath {
     pub rgb: [f32; 3],
     pub start: [f32; 2],
     pub end: [f32; 2],
     pub radius: [f32; 2],
+    #[serde(skip)]
+    pub silhouette: Option<Vec<f32>>,
 }
 
 impl ObjectPath {
@@ -75,7 +79,7 @@ pub fn sample_layout(plan: &Plan, seed: u64, aspect: f32) -> Layout {
                     let drawn = (o.start[i] + o.start_std[i] * z(i as u64)) * extent[i];
                     clamp_start(drawn, o.shift[i] * extent[i], o.radius[0], o.radius[1], extent[i])
                 });
-                ObjectPath { rgb: o.rgb, start, end: [start[0] + o.shift[0], start[1] + o.shift[1] * aspect], radius: o.radius }
+                ObjectPath { rgb: o.rgb, start, end: [start[0] + o.shift[0], start[1] + o.shift[1] * aspect], radius: o.radius, silhouette: o.silhouette.clone() }
             })
             .collect()
     };
@@ -90,25 +94,46 @@ pub fn sample_layout(plan: &Plan, seed: u64, aspect: f32) -> Layout {
     Layout { background: plan.background, objects }
 }
 
+/// How much of the pixel at offset `d` (pixels) from an object's centre the object covers:
+/// an anti-aliased disc of radius `r` pixels, or the silhouette (square, side `size`)
+/// sampled bilinearly at `d` in units of `r`.
+fn coverage(d: [f32; 2], r: f32, silhouette: Option<&[f32]>) -> f32 {
+    let Some(cells) = silhouette else {
+        return (r + 0.5 - d[0].hypot(d[1])).clamp(0.0, 1.0);
+    };
+    let size = (cells.len() as f32).sqrt().round() as usize;
+    // Cell centres sit at (k + 0.5) / size of the ±EXTENT span.
+    let grid = |v: f32| (v / r.max(1e-6) + SILHOUETTE_EXTENT) / (2.0 * SILHOUETTE_EXTENT) * size as f32 - 0.5;
+    let (gx, gy) = (grid(d[0]), grid(d[1]));
+    let cell = |i: isize, j: isize| if (0..size as isize).contains(&i) && (0..size as isize).contains(&j) { cells[j as usize * size + i as usize] } else { 0.0 };
+    let (i, j) = (gx.floor(), gy.floor());
+    let (fx, fy) = (gx - i, gy - j);
+    let (i, j) = (i as isize, j as isize);
+    let top = cell(i, j) * (1.0 - fx) + cell(i + 1, j) * fx;
+    let bottom = cell(i, j + 1) * (1.0 - fx) + cell(i + 1, j + 1) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
 impl Layout {
     /// The layout as pixels `[1, 3, frames, height, width]` in [−1, 1]: the background, and
-    /// each object an anti-aliased disc of its colour (later objects over earlier ones).
+    /// each object in its colour, as its silhouette or an anti-aliased disc (later objects
+    /// over earlier ones).
     pub fn paint(&self, width: usize, height: usize, frames: usize, device: &Device) -> Result<Tensor> {
         let plane = width * height;
         let mut data = vec![0f32; 3 * frames * plane];
         let scale = width as f32; // canvas units → pixels
         for f in 0..frames {
             let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
-            let placed: Vec<([f32; 2], f32, [f32; 3])> = self.objects.iter().map(|o| {
+            let placed: Vec<([f32; 2], f32, &ObjectPath)> = self.objects.iter().map(|o| {
                 let (c, r) = o.at(t);
-                ([c[0] * scale, c[1] * scale], r * scale, o.rgb)
+                ([c[0] * scale, c[1] * scale], r * scale, o)
             }).collect();
             for y in 0..height {
                 for x in 0..width {
                     let mut rgb = self.background;
-                    for (c, r, colour) in &placed {
-                        let d = (x as f32 + 0.5 - c[0]).hypot(y as f32 + 0.5 - c[1]);
-                        let cover = (r + 0.5 - d).clamp(0.0, 1.0);
+                    for (c, r, o) in &placed {
+                        let cover = coverage([x as f32 + 0.5 - c[0], y as f32 + 0.5 - c[1]], *r, o.silhouette.as_deref());
+                        let colour = o.rgb;
                         for i in 0..3 {
                             rgb[i] += (colour[i] - rgb[i]) * cover;
                         }
@@ -133,7 +158,7 @@ mod tests {
     }
 
     fn moving_right() -> ObjectPlan {
-        ObjectPlan { rgb: [0.9, 0.1, 0.1], start: [0.3, 0.5], start_std: [0.1, 0.2], shift: [0.35, 0.0], radius: [0.1, 0.1] }
+        ObjectPlan { rgb: [0.9, 0.1, 0.1], start: [0.3, 0.5], start_std: [0.1, 0.2], shift: [0.35, 0.0], radius: [0.1, 0.1], silhouette: None }
     }
 
     #[test]
@@ -170,7 +195,7 @@ mod tests {
     fn paint_draws_each_frame_where_the_path_says() {
         let l = Layout {
             background: [0.0, 0.0, 0.0],
-            objects: vec![ObjectPath { rgb: [1.0, 1.0, 1.0], start: [0.25, 0.5], end: [0.75, 0.5], radius: [0.125, 0.25] }],
+            objects: vec![ObjectPath { rgb: [1.0, 1.0, 1.0], start: [0.25, 0.5], end: [0.75, 0.5], radius: [0.125, 0.25], silhouette: None }],
         };
         let x = l.paint(32, 32, 3, &Device::Cpu).unwrap();
         assert_eq!(x.dims(), &[1, 3, 3, 32, 32]);
@@ -184,5 +209,33 @@ mod tests {
         let pi = std::f32::consts::PI;
         assert!((area(0) - pi * 16.0).abs() < 2.0, "{}", area(0));
         assert!((area(2) - pi * 64.0).abs() < 3.0, "{}", area(2));
+    }
+
+    #[test]
+    fn paint_scales_a_silhouette_to_the_planned_size() {
+        // A square of the disc's area (half-side √π/2 radii), as cell coverages on 16 cells.
+        let n = 16;
+        let half = std::f32::consts::PI.sqrt() / 2.0;
+        let cell = 2.0 * SILHOUETTE_EXTENT / n as f32;
+        let cover = |k: usize| {
+            let lo = k as f32 * cell - SILHOUETTE_EXTENT;
+            ((lo + cell).min(half) - lo.max(-half)).max(0.0) / cell
+        };
+        let square: Vec<f32> = (0..n * n).map(|k| cover(k % n) * cover(k / n)).collect();
+        let path = |silhouette| ObjectPath { rgb: [1.0, 1.0, 1.0], start: [0.5, 0.5], end: [0.5, 0.5], radius: [0.25, 0.25], silhouette };
+        let red = |o: ObjectPath| -> Vec<Vec<f32>> {
+            let l = Layout { background: [0.0, 0.0, 0.0], objects: vec![o] };
+            l.paint(64, 64, 1, &Device::Cpu).unwrap().get(0).unwrap().get(0).unwrap().get(0).unwrap().to_vec2().unwrap()
+        };
+        let (sq, disc) = (red(path(Some(square))), red(path(None)));
+        let area = |img: &[Vec<f32>]| img.iter().flatten().map(|v| (v + 1.0) / 2.0).sum::<f32>();
+        let pi = std::f32::consts::PI;
+        // Radius 16 px: the square's area is the disc's, within the grid's blur.
+        assert!((area(&sq) - pi * 256.0).abs() < 0.05 * pi * 256.0, "{}", area(&sq));
+        // 11.5 px along both axes from the centre (1.02 radii away): mostly inside the
+        // square (its corner is 14.2 px along each), at the disc's edge.
+        assert!(sq[43][43] > 0.2 && sq[43][43] > disc[43][43] + 0.5, "{} {}", sq[43][43], disc[43][43]);
+        assert_eq!(sq[32][32], 1.0);
+        assert_eq!(sq[32][52], -1.0, "outside the square's side");
     }
 }

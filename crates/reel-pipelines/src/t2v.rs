@@ -254,6 +254,26 @@ mod tests {
     use reel_models::text::reel_text::{ReelTextConfig, ReelTextEncoder};
     use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
 
+    /// Replaces every variable of `map` drawn at random (candle's CPU generator cannot be
+    /// seeded) by seeded normal values of the same mean and spread, so that a test's tiny
+    /// models are the same on every run.
+    fn seeded(map: &VarMap, seed: u64) {
+        let data = map.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for (k, name) in names.into_iter().enumerate() {
+            let var = &data[name];
+            let x = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mean = x.iter().sum::<f32>() / x.len() as f32;
+            let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / x.len() as f32).sqrt();
+            if std > 0.0 {
+                let z = reel_schedulers::noise::gaussian(reel_schedulers::noise::key(seed, k as u64), 0, x.len());
+                let values: Vec<f32> = z.iter().map(|z| mean + std * z).collect();
+                var.set(&Tensor::from_vec(values, var.shape(), var.device()).unwrap()).unwrap();
+            }
+        }
+    }
+
     fn tiny() -> (WanTransformer3DModel, AutoencoderKLWan, ReelTextEncoder, TextTokenizer) {
         let dev = Device::Cpu;
         let map = VarMap::new();
@@ -265,12 +285,14 @@ mod tests {
         let v = WanVaeConfig { base_dim: 4, z_dim: 4, dim_mult: vec![1, 2, 2, 2], num_res_blocks: 1, latents_mean: vec![], latents_std: vec![], ..Default::default() };
         let te = ReelTextConfig { vocab_size: 16, hidden_size: 16, num_layers: 1, num_heads: 2, intermediate_size: 32, max_position_embeddings: 8, ..Default::default() };
         let tok = TextTokenizer::word_level(["a", "red", "circle"]).unwrap();
-        (
+        let models = (
             WanTransformer3DModel::new(&t, vb.pp("t")).unwrap(),
             AutoencoderKLWan::new(&v, vb.pp("v")).unwrap(),
             ReelTextEncoder::new(&te, vb.pp("e")).unwrap(),
             tok,
-        )
+        );
+        seeded(&map, 0);
+        models
     }
 
     /// The pipeline over `t` and the tiny VAE, encoder and tokenizer, with Euler at shift 3.
@@ -344,8 +366,9 @@ mod tests {
         use reel_models::planner::{LayoutPlannerConfig, LayoutPlanner};
         let (t, v, e, tok) = tiny();
         let map = VarMap::new();
-        let cfg = LayoutPlannerConfig { vocab_size: 5, hidden_size: 4, separator_id: None, context_ids: vec![], ignore_ids: vec![0], max_objects: 2 };
+        let cfg = LayoutPlannerConfig { vocab_size: 5, hidden_size: 4, separator_id: None, context_ids: vec![], ignore_ids: vec![0], max_objects: 2, silhouette_size: 0 };
         let planner = LayoutPlanner::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
+        seeded(&map, 1);
         let mut c = components(&t, &v, &e, &tok);
         let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, seed: 1, negative_prompt: String::new() };
         let err = c.plan_layout("a red circle", &s).unwrap_err().to_string();

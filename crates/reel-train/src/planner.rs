@@ -1,17 +1,18 @@
 //! Training a model's layout planner (`reel train planner MODEL`, docs/planner.md): a small
 //! supervised fit from captions to where each object is at the start and the end of its
-//! clip, how big and what colour, on Shapes World train-split scenes drawn on the fly (no
-//! held-out triple). The targets come from each scene's geometry, seen through its camera,
-//! so they are exact. It takes seconds, so it has no checkpoints: a run writes
+//! clip, how big, what colour and (with silhouettes) what it looks like, on Shapes World
+//! train-split scenes drawn on the fly (no held-out triple). The targets come from each
+//! scene's geometry, seen through its camera, so they are exact. It takes seconds, so it has no checkpoints: a run writes
 //! `MODEL/planner/` whole, or nothing.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use reel_data::render::shape_sdf;
 use reel_data::scene::{camera_at, world_to_screen, PlacedObject, Scene};
 use reel_data::{Shape, ShapesWorld, Split, WorldConfig};
-use reel_models::planner::{LayoutPlanner, LayoutPlannerConfig};
+use reel_models::planner::{LayoutPlanner, LayoutPlannerConfig, SILHOUETTE_EXTENT};
 use reel_models::text::tokenizer::{TextTokenizer, PAD};
 use reel_schedulers::noise;
 use serde::Serialize;
@@ -39,11 +40,15 @@ pub struct PlannerOptions {
     pub seed: u64,
     /// Held-out-split scenes the result is measured on.
     pub check_scenes: u64,
+    /// Cells a side of each object's planned silhouette; 0 plans none (discs).
+    pub silhouette: usize,
+    /// If set, written as the model's default `reel.layout_strength` (0–1).
+    pub layout_strength: Option<f64>,
 }
 
 impl Default for PlannerOptions {
     fn default() -> Self {
-        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000 }
+        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000, silhouette: 20, layout_strength: None }
     }
 }
 
@@ -75,6 +80,10 @@ pub struct PlannerCheck {
     pub direction_correct: f32,
     /// The same for objects alone in a static-camera scene (the scoring case).
     pub direction_correct_alone: f32,
+    /// With silhouettes: mean absolute coverage error per cell (0–1), and the share of
+    /// objects whose planned silhouette is nearer its own shape's than any other shape's.
+    pub silhouette_error: Option<f32>,
+    pub shape_correct: Option<f32>,
 }
 
 /// Radius of the disc with the area of `shape` at `r` (the world's radius: circle radius,
@@ -86,6 +95,23 @@ pub fn equal_area_radius(shape: Shape, r: f64) -> f64 {
         Shape::Triangle => 3.0 * 3f64.sqrt() / 4.0 * r * r,
     };
     (area / std::f64::consts::PI).sqrt()
+}
+
+/// What `shape` looks like on a `size`² silhouette grid spanning ±[`SILHOUETTE_EXTENT`]
+/// equal-area radii around its centre: each cell's coverage (8×8 samples), row by row.
+pub fn silhouette(shape: Shape, size: usize) -> Vec<f32> {
+    const SAMPLES: usize = 8;
+    // World radius 1; grid units are equal-area radii.
+    let unit = equal_area_radius(shape, 1.0);
+    let cell = 2.0 * SILHOUETTE_EXTENT as f64 / size as f64;
+    let at = |k: usize, s: usize| (-(SILHOUETTE_EXTENT as f64) + (k as f64 + (s as f64 + 0.5) / SAMPLES as f64) * cell) * unit;
+    (0..size * size)
+        .map(|k| {
+            let (i, j) = (k % size, k / size);
+            let inside = (0..SAMPLES * SAMPLES).filter(|s| shape_sdf(shape, [at(i, s % SAMPLES), at(j, s / SAMPLES)], 1.0) < 0.0).count();
+            inside as f32 / (SAMPLES * SAMPLES) as f32
+        })
+        .collect()
 }
 
 /// The planner's targets for one object of `scene`: colour (0–1), start centre (x in
@@ -122,13 +148,14 @@ struct Examples {
     backgrounds: Vec<f32>,
     /// Whether the object is alone in a static-camera scene (the scoring case's geometry).
     alone: Vec<bool>,
+    shapes: Vec<Shape>,
     len: usize,
     /// Scenes whose caption does not split into one clause per object.
     skipped: usize,
 }
 
 fn examples(world: &ShapesWorld, tokenizer: &TextTokenizer, config: &LayoutPlannerConfig, count: u64) -> Result<Examples> {
-    let mut e = Examples { object_bags: Vec::new(), context_bags: Vec::new(), prompt_bags: Vec::new(), targets: Vec::new(), backgrounds: Vec::new(), alone: Vec::new(), len: 0, skipped: 0 };
+    let mut e = Examples { object_bags: Vec::new(), context_bags: Vec::new(), prompt_bags: Vec::new(), targets: Vec::new(), backgrounds: Vec::new(), alone: Vec::new(), shapes: Vec::new(), len: 0, skipped: 0 };
     for i in 0..count {
         let scene = world.scene(i);
         let sample = world.sample_of(i, &scene);
@@ -148,15 +175,17 @@ fn examples(world: &ShapesWorld, tokenizer: &TextTokenizer, config: &LayoutPlann
             e.targets.extend(object_target(&scene, object));
             e.backgrounds.extend(bg.map(|v| (v / 255.0) as f32));
             e.alone.push(scene.objects.len() == 1 && scene.labels.camera == reel_data::Camera::Static);
+            e.shapes.push(object.labels.shape);
             e.len += 1;
         }
     }
     Ok(e)
 }
 
-/// The loss of a batch: squared errors of colour, shift, log radius and background, and the
-/// Gaussian negative log-likelihood of the start place under the planned spread.
-fn loss(planner: &LayoutPlanner, bags: [&Tensor; 3], targets: &Tensor, backgrounds: &Tensor) -> candle_core::Result<Tensor> {
+/// The loss of a batch: squared errors of colour, shift, log radius and background, the
+/// Gaussian negative log-likelihood of the start place under the planned spread, and with
+/// silhouettes the binary cross-entropy of each cell's coverage.
+fn loss(planner: &LayoutPlanner, bags: [&Tensor; 3], targets: &Tensor, backgrounds: &Tensor, silhouettes: Option<&Tensor>) -> candle_core::Result<Tensor> {
     let [object_bags, context_bags, prompt_bags] = bags;
     let out = planner.forward_objects(object_bags, context_bags)?;
     let mse = |a: &Tensor, b: &Tensor| (a - b)?.sqr()?.sum(D::Minus1)?.mean_all();
@@ -167,7 +196,16 @@ fn loss(planner: &LayoutPlanner, bags: [&Tensor; 3], targets: &Tensor, backgroun
     let shift = (mse(&out.narrow(1, 7, 2)?, &targets.narrow(1, 5, 2)?)? * 10.0)?;
     let radius = mse(&out.narrow(1, 9, 2)?, &targets.narrow(1, 7, 2)?)?;
     let background = mse(&planner.forward_background(prompt_bags)?, backgrounds)?;
-    colour + start + shift + radius + background
+    let total = (colour + start + shift + radius + background)?;
+    match (planner.forward_silhouettes(object_bags)?, silhouettes) {
+        (Some(logits), Some(target)) => {
+            // softplus(x) − x·t, written to stay finite for large |x|.
+            let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+            let bce = (softplus - (&logits * target)?)?.mean_all()?;
+            total + (bce * 4.0)?
+        }
+        _ => Ok(total),
+    }
 }
 
 /// Trains a planner for the model in `model` (its tokenizer is the planner's vocabulary)
@@ -183,6 +221,12 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     if opts.steps == 0 || opts.batch == 0 || opts.scenes == 0 || opts.hidden == 0 {
         return Err(TrainError::Data("scenes, steps, batch and hidden must be positive".into()));
     }
+    if let Some(s) = opts.layout_strength.filter(|s| !(0.0..=1.0).contains(s)) {
+        return Err(TrainError::Data(format!("layout strength {s} is outside 0-1 (the share of the schedule the layout is noised to)")));
+    }
+    if !index.is_object() || index.get("reel").is_some_and(|r| !r.is_object()) {
+        return Err(TrainError::Data(format!("'{}' is not a model index (an object, with \"reel\" an object if present)", index_path.display())));
+    }
     let tokenizer = TextTokenizer::from_file(&tokenizer_path)?;
     let config = LayoutPlannerConfig {
         vocab_size: tokenizer.vocab_size(),
@@ -191,7 +235,9 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
         context_ids: tokenizer.token_id(",").into_iter().collect(),
         ignore_ids: tokenizer.token_id(PAD).into_iter().collect(),
         max_objects: 2,
+        silhouette_size: opts.silhouette,
     };
+    config.validate().map_err(TrainError::Data)?;
     let world = |split, seed| ShapesWorld::new(WorldConfig { seed, split, ..Default::default() });
     let data = examples(&world(Split::Train, opts.world_seed)?, &tokenizer, &config, opts.scenes)?;
 
@@ -211,14 +257,17 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
         }
         Tensor::from_vec(out, (picks.len(), width), &dev)
     };
+    let looks = Silhouettes::new(opts.silhouette);
     let (mut first, mut last) = (f32::NAN, f32::NAN);
     for step in 0..opts.steps {
         let picks: Vec<usize> = (0..opts.batch).map(|j| ((noise::uniform(key, (step * opts.batch + j) as u64) * n as f64) as usize).min(n - 1)).collect();
+        let silhouettes = looks.as_ref().map(|l| l.rows(&data.shapes, &picks)).transpose()?;
         let l = loss(
             &planner,
             [&rows(&data.object_bags, v, &picks)?, &rows(&data.context_bags, v, &picks)?, &rows(&data.prompt_bags, v, &picks)?],
             &rows(&data.targets, 9, &picks)?,
             &rows(&data.backgrounds, 3, &picks)?,
+            silhouettes.as_ref(),
         )?;
         let progress = step as f64 / opts.steps as f64;
         adam.set_learning_rate(opts.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())));
@@ -233,12 +282,39 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
         last = value;
     }
 
-    let check = check(&planner, &examples(&world(Split::Holdout, opts.world_seed)?, &tokenizer, &config, opts.check_scenes)?)?;
+    let check = check(&planner, &examples(&world(Split::Holdout, opts.world_seed)?, &tokenizer, &config, opts.check_scenes)?, looks.as_ref())?;
     let dir = model.join(DIR);
     write_planner(&map, &config, &dir)?;
     index["planner"] = serde_json::json!(["reel", "ReelLayoutPlanner"]);
+    if let Some(strength) = opts.layout_strength {
+        if index.get("reel").is_none() {
+            index["reel"] = serde_json::json!({});
+        }
+        index["reel"]["layout_strength"] = serde_json::json!(strength);
+    }
     reel_media::write_atomic(&index_path, serde_json::to_string_pretty(&index).map_err(|e| TrainError::Data(e.to_string()))?.as_bytes())?;
     Ok(PlannerReport { planner: dir, objects: n, skipped_scenes: data.skipped, first_loss: first, loss: last, check })
+}
+
+/// Each shape's silhouette at one grid size (the targets depend on the shape alone).
+struct Silhouettes {
+    size: usize,
+    by_shape: Vec<(Shape, Vec<f32>)>,
+}
+
+impl Silhouettes {
+    fn new(size: usize) -> Option<Self> {
+        (size > 0).then(|| Self { size, by_shape: [Shape::Circle, Shape::Square, Shape::Triangle].into_iter().map(|s| (s, silhouette(s, size))).collect() })
+    }
+
+    fn of(&self, shape: Shape) -> &[f32] {
+        &self.by_shape.iter().find(|(s, _)| *s == shape).expect("every shape").1
+    }
+
+    fn rows(&self, shapes: &[Shape], picks: &[usize]) -> candle_core::Result<Tensor> {
+        let data: Vec<f32> = picks.iter().flat_map(|&i| self.of(shapes[i]).iter().copied()).collect();
+        Tensor::from_vec(data, (picks.len(), self.size * self.size), &Device::Cpu)
+    }
 }
 
 /// Writes the planner folder whole: into a sibling temporary folder, then renamed into place
@@ -269,13 +345,24 @@ fn write_planner(map: &VarMap, config: &LayoutPlannerConfig, dir: &Path) -> Resu
     Ok(())
 }
 
-fn check(planner: &LayoutPlanner, e: &Examples) -> Result<PlannerCheck> {
+fn check(planner: &LayoutPlanner, e: &Examples, looks: Option<&Silhouettes>) -> Result<PlannerCheck> {
     let dev = Device::Cpu;
     let v = planner.config().vocab_size;
-    let out: Vec<Vec<f32>> = planner
-        .forward_objects(&Tensor::from_vec(e.object_bags.clone(), (e.len, v), &dev)?, &Tensor::from_vec(e.context_bags.clone(), (e.len, v), &dev)?)?
-        .to_dtype(DType::F32)?
-        .to_vec2()?;
+    let object_bags = Tensor::from_vec(e.object_bags.clone(), (e.len, v), &dev)?;
+    let out: Vec<Vec<f32>> = planner.forward_objects(&object_bags, &Tensor::from_vec(e.context_bags.clone(), (e.len, v), &dev)?)?.to_dtype(DType::F32)?.to_vec2()?;
+    let (mut silhouette_error, mut shape_correct) = (None, None);
+    if let (Some(logits), Some(looks)) = (planner.forward_silhouettes(&object_bags)?, looks) {
+        let planned: Vec<Vec<f32>> = candle_nn::ops::sigmoid(&logits)?.to_dtype(DType::F32)?.to_vec2()?;
+        let l1 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        let (mut error, mut right) = (0f32, 0usize);
+        for (p, &shape) in planned.iter().zip(&e.shapes) {
+            error += l1(p, looks.of(shape));
+            let nearest = looks.by_shape.iter().min_by(|a, b| l1(p, &a.1).total_cmp(&l1(p, &b.1))).expect("three shapes").0;
+            right += usize::from(nearest == shape);
+        }
+        silhouette_error = Some(error / e.len.max(1) as f32);
+        shape_correct = Some(right as f32 / e.len.max(1) as f32);
+    }
     let (mut shift, mut radius, mut colour, mut right, mut alone, mut alone_right) = (0f32, 0f32, 0f32, 0usize, 0usize, 0usize);
     // The larger of the shift (canvas widths) and the change of log radius, with its sign.
     let way = |dx: f32, dy: f32, dr: f32| -> (usize, bool) {
@@ -297,5 +384,29 @@ fn check(planner: &LayoutPlanner, e: &Examples) -> Result<PlannerCheck> {
         }
     }
     let n = e.len.max(1) as f32;
-    Ok(PlannerCheck { objects: e.len, shift_error: shift / n, log_radius_error: radius / n, colour_error: colour / n, direction_correct: right as f32 / n, direction_correct_alone: alone_right as f32 / alone.max(1) as f32 })
+    Ok(PlannerCheck { objects: e.len, shift_error: shift / n, log_radius_error: radius / n, colour_error: colour / n, direction_correct: right as f32 / n, direction_correct_alone: alone_right as f32 / alone.max(1) as f32, silhouette_error, shape_correct })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silhouettes_have_the_disc_area_and_their_shape() {
+        let size = 20;
+        let cell = (2.0 * SILHOUETTE_EXTENT / size as f32).powi(2);
+        for shape in [Shape::Circle, Shape::Square, Shape::Triangle] {
+            let s = silhouette(shape, size);
+            let area = s.iter().sum::<f32>() * cell;
+            assert!((area - std::f32::consts::PI).abs() < 0.1, "{shape:?}: area {area} in equal-area radii²");
+            assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
+            assert_eq!(s[0], 0.0, "{shape:?}: the corner is background");
+        }
+        let row = |s: &[f32], j: usize| s[j * size..(j + 1) * size].iter().sum::<f32>();
+        let (square, circle, triangle) = (silhouette(Shape::Square, size), silhouette(Shape::Circle, size), silhouette(Shape::Triangle, size));
+        // The square fills its rows evenly; the circle bulges in the middle; the triangle points up.
+        assert!((row(&square, 7) - row(&square, 10)).abs() < 1e-4);
+        assert!(row(&circle, 10) > row(&circle, 7) + 0.5);
+        assert!(row(&triangle, 12) > row(&triangle, 6) + 2.0, "{} {}", row(&triangle, 12), row(&triangle, 6));
+    }
 }

@@ -3,9 +3,9 @@
 //! right distance — and writes the planner and its model_index entry; a folder it cannot
 //! use is refused with nothing written.
 
-use reel_data::{ShapesWorld, WorldConfig};
+use reel_data::{Shape, ShapesWorld, WorldConfig};
 use reel_models::text::tokenizer::TextTokenizer;
-use reel_train::planner::{train_planner, PlannerOptions};
+use reel_train::planner::{silhouette, train_planner, PlannerOptions};
 
 fn model_folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -29,6 +29,7 @@ fn a_short_fit_plans_held_out_scenes() {
     assert!(c.direction_correct_alone > 0.9, "held-out one-object scenes planned the right way: {c:?}");
     assert!(c.direction_correct > 0.6, "with cameras and two objects: {c:?}");
     assert!(c.shift_error < 0.12 && c.colour_error < 30.0 && c.log_radius_error < 0.2, "{c:?}");
+    assert!(c.shape_correct.unwrap() > 0.9 && c.silhouette_error.unwrap() < 0.1, "held-out objects drawn as their shape: {c:?}");
     assert!(dir.path().join("planner/config.json").is_file() && dir.path().join("planner/model.safetensors").is_file());
     let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("model_index.json")).unwrap()).unwrap();
     assert_eq!(index["planner"], serde_json::json!(["reel", "ReelLayoutPlanner"]));
@@ -41,6 +42,11 @@ fn a_short_fit_plans_held_out_scenes() {
     assert!(o.shift[0] < -0.1 && o.shift[0].abs() > 2.0 * o.shift[1].abs(), "left: {o:?}");
     assert!(p.shift[1] > 0.1 && p.shift[1].abs() > 2.0 * p.shift[0].abs(), "down: {p:?}");
     assert!(o.rgb[0] > 0.6 && o.rgb[2] < 0.4 && p.rgb[2] > 0.6, "red, blue: {plan:?}");
+    // Each drawn as its shape: nearer its own silhouette than the other's.
+    let l1 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>();
+    let (circle, square) = (silhouette(Shape::Circle, 20), silhouette(Shape::Square, 20));
+    let (so, sp) = (o.silhouette.as_ref().unwrap(), p.silhouette.as_ref().unwrap());
+    assert!(l1(so, &circle) < l1(so, &square) && l1(sp, &square) < l1(sp, &circle), "circle, square");
     // No stray folders beside the planner.
     let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.starts_with(".planner")), "{names:?}");
