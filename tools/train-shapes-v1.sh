@@ -70,12 +70,14 @@ if [ ! -f runs/shapes-v1-transformer-4-model/model_index.json ]; then
     cp runs/shapes-v1-vae-decoder-model/vae/diffusion_pytorch_model.safetensors runs/shapes-v1-transformer-4-model/vae/
 fi
 if [ ! -f runs/shapes-v1-cache-128/index.json ]; then
+    pids=()
     for k in 0 1; do
         [ -f runs/shapes-v1-cache-128-$k/index.json ] || "$reel" data cache --model runs/shapes-v1-transformer-4-model \
             --out runs/shapes-v1-cache-128-$k --width 128 --height 128 --frames 17 --fps 8 --fps 16 --count 1280 \
             --scoring-share 0.5 --seed $((100 + k)) &
+        pids+=($!)
     done
-    wait
+    for pid in "${pids[@]}"; do wait "$pid"; done  # a failed half stops the script (set -e)
     python3 tools/cache-merge.py runs/shapes-v1-cache-128 runs/shapes-v1-cache-128-0 runs/shapes-v1-cache-128-1
 fi
 train configs/shapes-v1/transformer-128.toml runs/shapes-v1-transformer-128
@@ -86,5 +88,5 @@ else
     "$reel" train configs/shapes-v1/transformer-128-first-frame.toml --out runs/shapes-v1-first-frame-128 --max-steps 1200
 fi
 "$reel" train export runs/shapes-v1-first-frame-128 models/shapes-v1
-"$reel" train planner models/shapes-v1 --layout-strength LAYOUT_STRENGTH
+"$reel" train planner models/shapes-v1 --layout-strength 0.5
 du -sh models/shapes-v1
