@@ -18,7 +18,7 @@ const GRID_WIDTH: f64 = 1.0 / 64.0;
 /// Intensity change of grid lines (added on dark themes, subtracted on light ones).
 const GRID_DELTA: f64 = 10.0;
 /// Outline width as a fraction of the canvas width.
-const OUTLINE_WIDTH: f64 = 1.0 / 32.0;
+pub const OUTLINE_WIDTH: f64 = 1.0 / 32.0;
 /// Pixel style renders at 1/8 resolution.
 const PIXEL_FACTOR: u32 = 8;
 /// Star field: cells of this size hold a star with this probability.

@@ -163,7 +163,7 @@ impl LayoutPlanner {
         let h = config.hidden_size;
         let embed = vb.get_with_hints((config.vocab_size, h), "embed.weight", candle_nn::init::Init::Randn { mean: 0.0, stdev: 1.0 })?;
         let s = config.silhouette_size;
-        let silhouette = if s > 0 { Some(Mlp::new(h, 2 * h, s * s, vb.pp("silhouette"))?) } else { None };
+        let silhouette = if s > 0 { Some(Mlp::new(2 * h, 2 * h, s * s, vb.pp("silhouette"))?) } else { None };
         Ok(Self { config: config.clone(), embed, object: Mlp::new(2 * h, 2 * h, OBJECT_OUTPUTS, vb.pp("object"))?, scene: Mlp::new(h, h, 3, vb.pp("scene"))?, silhouette })
     }
 
@@ -178,10 +178,12 @@ impl LayoutPlanner {
         self.object.forward(&x)
     }
 
-    /// Silhouette logits `[N, silhouette_size²]` of object bags `[N, vocab]` (what an object
-    /// looks like is its own words', whatever the camera does); `None` without silhouettes.
-    pub fn forward_silhouettes(&self, object_bags: &Tensor) -> Result<Option<Tensor>> {
-        self.silhouette.as_ref().map(|m| m.forward(&object_bags.matmul(&self.embed)?)).transpose()
+    /// Silhouette logits `[N, silhouette_size²]` of object bags and their prompts' bags
+    /// `[N, vocab]` (an object's shape is its own clause's words; a style such as "outlined"
+    /// is said once for the whole prompt); `None` without silhouettes.
+    pub fn forward_silhouettes(&self, object_bags: &Tensor, prompt_bags: &Tensor) -> Result<Option<Tensor>> {
+        let Some(m) = &self.silhouette else { return Ok(None) };
+        m.forward(&Tensor::cat(&[object_bags.matmul(&self.embed)?, prompt_bags.matmul(&self.embed)?], D::Minus1)?).map(Some)
     }
 
     pub fn forward_background(&self, prompt_bags: &Tensor) -> Result<Tensor> {
@@ -199,7 +201,8 @@ impl LayoutPlanner {
         let prompt_bag = Tensor::from_vec(bags.prompt, (1, v), &dev)?.to_dtype(self.embed.dtype())?;
         let out: Vec<Vec<f32>> = self.forward_objects(&object_bags, &context_bags)?.to_dtype(DType::F32)?.to_vec2()?;
         let bg: Vec<f32> = self.forward_background(&prompt_bag)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        let silhouettes: Option<Vec<Vec<f32>>> = match self.forward_silhouettes(&object_bags)? {
+        let prompt_bags = prompt_bag.repeat((n, 1))?;
+        let silhouettes: Option<Vec<Vec<f32>>> = match self.forward_silhouettes(&object_bags, &prompt_bags)? {
             Some(logits) => Some(candle_nn::ops::sigmoid(&logits)?.to_dtype(DType::F32)?.to_vec2()?),
             None => None,
         };

@@ -98,8 +98,10 @@ pub fn equal_area_radius(shape: Shape, r: f64) -> f64 {
 }
 
 /// What `shape` looks like on a `size`² silhouette grid spanning ±[`SILHOUETTE_EXTENT`]
-/// equal-area radii around its centre: each cell's coverage (8×8 samples), row by row.
-pub fn silhouette(shape: Shape, size: usize) -> Vec<f32> {
+/// equal-area radii around its centre: each cell's coverage (8×8 samples), row by row;
+/// drawn as an outline `outline` equal-area radii wide inside its edge (the outlined style),
+/// or filled.
+pub fn silhouette(shape: Shape, size: usize, outline: Option<f64>) -> Vec<f32> {
     const SAMPLES: usize = 8;
     // World radius 1; grid units are equal-area radii.
     let unit = equal_area_radius(shape, 1.0);
@@ -108,7 +110,12 @@ pub fn silhouette(shape: Shape, size: usize) -> Vec<f32> {
     (0..size * size)
         .map(|k| {
             let (i, j) = (k % size, k / size);
-            let inside = (0..SAMPLES * SAMPLES).filter(|s| shape_sdf(shape, [at(i, s % SAMPLES), at(j, s / SAMPLES)], 1.0) < 0.0).count();
+            let inside = (0..SAMPLES * SAMPLES)
+                .filter(|s| {
+                    let d = shape_sdf(shape, [at(i, s % SAMPLES), at(j, s / SAMPLES)], 1.0);
+                    d < 0.0 && outline.is_none_or(|w| d > -w * unit)
+                })
+                .count();
             inside as f32 / (SAMPLES * SAMPLES) as f32
         })
         .collect()
@@ -149,13 +156,15 @@ struct Examples {
     /// Whether the object is alone in a static-camera scene (the scoring case's geometry).
     alone: Vec<bool>,
     shapes: Vec<Shape>,
+    /// The object's outline width in equal-area radii at the start (outlined style), if any.
+    outlines: Vec<Option<f64>>,
     len: usize,
     /// Scenes whose caption does not split into one clause per object.
     skipped: usize,
 }
 
 fn examples(world: &ShapesWorld, tokenizer: &TextTokenizer, config: &LayoutPlannerConfig, count: u64) -> Result<Examples> {
-    let mut e = Examples { object_bags: Vec::new(), context_bags: Vec::new(), prompt_bags: Vec::new(), targets: Vec::new(), backgrounds: Vec::new(), alone: Vec::new(), shapes: Vec::new(), len: 0, skipped: 0 };
+    let mut e = Examples { object_bags: Vec::new(), context_bags: Vec::new(), prompt_bags: Vec::new(), targets: Vec::new(), backgrounds: Vec::new(), alone: Vec::new(), shapes: Vec::new(), outlines: Vec::new(), len: 0, skipped: 0 };
     for i in 0..count {
         let scene = world.scene(i);
         let sample = world.sample_of(i, &scene);
@@ -176,6 +185,8 @@ fn examples(world: &ShapesWorld, tokenizer: &TextTokenizer, config: &LayoutPlann
             e.backgrounds.extend(bg.map(|v| (v / 255.0) as f32));
             e.alone.push(scene.objects.len() == 1 && scene.labels.camera == reel_data::Camera::Static);
             e.shapes.push(object.labels.shape);
+            let radius = f64::from(e.targets[e.targets.len() - 2]).exp(); // start equal-area radius, canvas widths
+            e.outlines.push((scene.labels.style == reel_data::Style::Outline).then(|| reel_data::render::OUTLINE_WIDTH / radius));
             e.len += 1;
         }
     }
@@ -197,7 +208,7 @@ fn loss(planner: &LayoutPlanner, bags: [&Tensor; 3], targets: &Tensor, backgroun
     let radius = mse(&out.narrow(1, 9, 2)?, &targets.narrow(1, 7, 2)?)?;
     let background = mse(&planner.forward_background(prompt_bags)?, backgrounds)?;
     let total = (colour + start + shift + radius + background)?;
-    match (planner.forward_silhouettes(object_bags)?, silhouettes) {
+    match (planner.forward_silhouettes(object_bags, prompt_bags)?, silhouettes) {
         (Some(logits), Some(target)) => {
             // softplus(x) − x·t, written to stay finite for large |x|.
             let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
@@ -261,7 +272,7 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     let (mut first, mut last) = (f32::NAN, f32::NAN);
     for step in 0..opts.steps {
         let picks: Vec<usize> = (0..opts.batch).map(|j| ((noise::uniform(key, (step * opts.batch + j) as u64) * n as f64) as usize).min(n - 1)).collect();
-        let silhouettes = looks.as_ref().map(|l| l.rows(&data.shapes, &picks)).transpose()?;
+        let silhouettes = looks.as_ref().map(|l| l.rows(&data, &picks)).transpose()?;
         let l = loss(
             &planner,
             [&rows(&data.object_bags, v, &picks)?, &rows(&data.context_bags, v, &picks)?, &rows(&data.prompt_bags, v, &picks)?],
@@ -296,23 +307,26 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     Ok(PlannerReport { planner: dir, objects: n, skipped_scenes: data.skipped, first_loss: first, loss: last, check })
 }
 
-/// Each shape's silhouette at one grid size (the targets depend on the shape alone).
+/// Silhouettes at one grid size, drawn once per look: shape, and outline width to 1/50 of
+/// an equal-area radius.
 struct Silhouettes {
     size: usize,
-    by_shape: Vec<(Shape, Vec<f32>)>,
+    drawn: std::cell::RefCell<std::collections::HashMap<(Shape, Option<u32>), std::rc::Rc<Vec<f32>>>>,
 }
 
 impl Silhouettes {
     fn new(size: usize) -> Option<Self> {
-        (size > 0).then(|| Self { size, by_shape: [Shape::Circle, Shape::Square, Shape::Triangle].into_iter().map(|s| (s, silhouette(s, size))).collect() })
+        (size > 0).then(|| Self { size, drawn: Default::default() })
     }
 
-    fn of(&self, shape: Shape) -> &[f32] {
-        &self.by_shape.iter().find(|(s, _)| *s == shape).expect("every shape").1
+    fn of(&self, shape: Shape, outline: Option<f64>) -> std::rc::Rc<Vec<f32>> {
+        let key = (shape, outline.map(|w| (w * 50.0).round() as u32));
+        let size = self.size;
+        self.drawn.borrow_mut().entry(key).or_insert_with(|| std::rc::Rc::new(silhouette(shape, size, key.1.map(|k| f64::from(k) / 50.0)))).clone()
     }
 
-    fn rows(&self, shapes: &[Shape], picks: &[usize]) -> candle_core::Result<Tensor> {
-        let data: Vec<f32> = picks.iter().flat_map(|&i| self.of(shapes[i]).iter().copied()).collect();
+    fn rows(&self, e: &Examples, picks: &[usize]) -> candle_core::Result<Tensor> {
+        let data: Vec<f32> = picks.iter().flat_map(|&i| self.of(e.shapes[i], e.outlines[i]).to_vec()).collect();
         Tensor::from_vec(data, (picks.len(), self.size * self.size), &Device::Cpu)
     }
 }
@@ -349,15 +363,17 @@ fn check(planner: &LayoutPlanner, e: &Examples, looks: Option<&Silhouettes>) -> 
     let dev = Device::Cpu;
     let v = planner.config().vocab_size;
     let object_bags = Tensor::from_vec(e.object_bags.clone(), (e.len, v), &dev)?;
+    let prompt_bags = Tensor::from_vec(e.prompt_bags.clone(), (e.len, v), &dev)?;
     let out: Vec<Vec<f32>> = planner.forward_objects(&object_bags, &Tensor::from_vec(e.context_bags.clone(), (e.len, v), &dev)?)?.to_dtype(DType::F32)?.to_vec2()?;
     let (mut silhouette_error, mut shape_correct) = (None, None);
-    if let (Some(logits), Some(looks)) = (planner.forward_silhouettes(&object_bags)?, looks) {
+    if let (Some(logits), Some(looks)) = (planner.forward_silhouettes(&object_bags, &prompt_bags)?, looks) {
         let planned: Vec<Vec<f32>> = candle_nn::ops::sigmoid(&logits)?.to_dtype(DType::F32)?.to_vec2()?;
         let l1 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
         let (mut error, mut right) = (0f32, 0usize);
-        for (p, &shape) in planned.iter().zip(&e.shapes) {
-            error += l1(p, looks.of(shape));
-            let nearest = looks.by_shape.iter().min_by(|a, b| l1(p, &a.1).total_cmp(&l1(p, &b.1))).expect("three shapes").0;
+        for ((p, &shape), &outline) in planned.iter().zip(&e.shapes).zip(&e.outlines) {
+            error += l1(p, &looks.of(shape, outline));
+            // Its own shape's silhouette against the others', drawn the same way.
+            let nearest = [Shape::Circle, Shape::Square, Shape::Triangle].into_iter().min_by(|&a, &b| l1(p, &looks.of(a, outline)).total_cmp(&l1(p, &looks.of(b, outline)))).expect("three shapes");
             right += usize::from(nearest == shape);
         }
         silhouette_error = Some(error / e.len.max(1) as f32);
@@ -396,17 +412,24 @@ mod tests {
         let size = 20;
         let cell = (2.0 * SILHOUETTE_EXTENT / size as f32).powi(2);
         for shape in [Shape::Circle, Shape::Square, Shape::Triangle] {
-            let s = silhouette(shape, size);
+            let s = silhouette(shape, size, None);
             let area = s.iter().sum::<f32>() * cell;
             assert!((area - std::f32::consts::PI).abs() < 0.1, "{shape:?}: area {area} in equal-area radii²");
             assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
             assert_eq!(s[0], 0.0, "{shape:?}: the corner is background");
         }
         let row = |s: &[f32], j: usize| s[j * size..(j + 1) * size].iter().sum::<f32>();
-        let (square, circle, triangle) = (silhouette(Shape::Square, size), silhouette(Shape::Circle, size), silhouette(Shape::Triangle, size));
+        let (square, circle, triangle) = (silhouette(Shape::Square, size, None), silhouette(Shape::Circle, size, None), silhouette(Shape::Triangle, size, None));
         // The square fills its rows evenly; the circle bulges in the middle; the triangle points up.
         assert!((row(&square, 7) - row(&square, 10)).abs() < 1e-4);
         assert!(row(&circle, 10) > row(&circle, 7) + 0.5);
         assert!(row(&triangle, 12) > row(&triangle, 6) + 2.0, "{} {}", row(&triangle, 12), row(&triangle, 6));
+        // Outlined: a ring inside the same edge, empty in the middle.
+        let ring = silhouette(Shape::Circle, size, Some(0.3));
+        let centre = size / 2 * size + size / 2;
+        assert_eq!((ring[centre], circle[centre]), (0.0, 1.0));
+        let area = ring.iter().sum::<f32>() * cell;
+        let pi = std::f32::consts::PI;
+        assert!((area - pi * (1.0 - 0.7f32.powi(2))).abs() < 0.1, "ring area {area}");
     }
 }

@@ -44,9 +44,17 @@ fn a_short_fit_plans_held_out_scenes() {
     assert!(o.rgb[0] > 0.6 && o.rgb[2] < 0.4 && p.rgb[2] > 0.6, "red, blue: {plan:?}");
     // Each drawn as its shape: nearer its own silhouette than the other's.
     let l1 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>();
-    let (circle, square) = (silhouette(Shape::Circle, 20), silhouette(Shape::Square, 20));
+    let (circle, square) = (silhouette(Shape::Circle, 20, None), silhouette(Shape::Square, 20, None));
     let (so, sp) = (o.silhouette.as_ref().unwrap(), p.silhouette.as_ref().unwrap());
     assert!(l1(so, &circle) < l1(so, &square) && l1(sp, &square) < l1(sp, &circle), "circle, square");
+    // The outlined style is drawn as a ring, for both objects (the style word comes once).
+    let centre = 10 * 20 + 10;
+    assert!(so[centre] > 0.7, "filled: {}", so[centre]);
+    let outlined = planner.plan(&tok.ids("outlined video of a red circle moving left and a blue square moving down on sand").unwrap()).unwrap();
+    for o in &outlined.objects {
+        let s = o.silhouette.as_ref().unwrap();
+        assert!(s[centre] < 0.3 && s.iter().any(|&v| v > 0.7), "a ring: centre {}", s[centre]);
+    }
     // No stray folders beside the planner.
     let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.starts_with(".planner")), "{names:?}");
