@@ -5,7 +5,10 @@
 //! scene's geometry, seen through its camera, so they are exact. It takes seconds, so it has no checkpoints: a run writes
 //! `MODEL/planner/` whole, or nothing.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
+use std::rc::Rc;
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -307,11 +310,13 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     Ok(PlannerReport { planner: dir, objects: n, skipped_scenes: data.skipped, first_loss: first, loss: last, check })
 }
 
-/// Silhouettes at one grid size, drawn once per look: shape, and outline width to 1/50 of
-/// an equal-area radius.
+/// How an object is drawn: its shape, and its outline width in 1/50 of an equal-area radius.
+type Look = (Shape, Option<u32>);
+
+/// Silhouettes at one grid size, drawn once per look.
 struct Silhouettes {
     size: usize,
-    drawn: std::cell::RefCell<std::collections::HashMap<(Shape, Option<u32>), std::rc::Rc<Vec<f32>>>>,
+    drawn: RefCell<HashMap<Look, Rc<Vec<f32>>>>,
 }
 
 impl Silhouettes {
@@ -319,10 +324,10 @@ impl Silhouettes {
         (size > 0).then(|| Self { size, drawn: Default::default() })
     }
 
-    fn of(&self, shape: Shape, outline: Option<f64>) -> std::rc::Rc<Vec<f32>> {
-        let key = (shape, outline.map(|w| (w * 50.0).round() as u32));
+    fn of(&self, shape: Shape, outline: Option<f64>) -> Rc<Vec<f32>> {
+        let key: Look = (shape, outline.map(|w| (w * 50.0).round() as u32));
         let size = self.size;
-        self.drawn.borrow_mut().entry(key).or_insert_with(|| std::rc::Rc::new(silhouette(shape, size, key.1.map(|k| f64::from(k) / 50.0)))).clone()
+        self.drawn.borrow_mut().entry(key).or_insert_with(|| Rc::new(silhouette(shape, size, key.1.map(|k| f64::from(k) / 50.0)))).clone()
     }
 
     fn rows(&self, e: &Examples, picks: &[usize]) -> candle_core::Result<Tensor> {
