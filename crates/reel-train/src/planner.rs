@@ -184,12 +184,13 @@ fn examples(world: &ShapesWorld, tokenizer: &TextTokenizer, config: &LayoutPlann
             e.object_bags.extend(clause);
             e.context_bags.extend(context);
             e.prompt_bags.extend(&bags.prompt);
-            e.targets.extend(object_target(&scene, object));
+            let target = object_target(&scene, object);
+            e.targets.extend(target);
             e.backgrounds.extend(bg.map(|v| (v / 255.0) as f32));
             e.alone.push(scene.objects.len() == 1 && scene.labels.camera == reel_data::Camera::Static);
             e.shapes.push(object.labels.shape);
-            let radius = f64::from(e.targets[e.targets.len() - 2]).exp(); // start equal-area radius, canvas widths
-            e.outlines.push((scene.labels.style == reel_data::Style::Outline).then(|| reel_data::render::OUTLINE_WIDTH / radius));
+            // The outline's width in the object's equal-area radii at the start (target[7] is its log).
+            e.outlines.push((scene.labels.style == reel_data::Style::Outline).then(|| reel_data::render::OUTLINE_WIDTH / f64::from(target[7]).exp()));
             e.len += 1;
         }
     }
@@ -254,14 +255,14 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     config.validate().map_err(TrainError::Data)?;
     let world = |split, seed| ShapesWorld::new(WorldConfig { seed, split, ..Default::default() });
     let data = examples(&world(Split::Train, opts.world_seed)?, &tokenizer, &config, opts.scenes)?;
+    if data.len == 0 {
+        return Err(TrainError::Data(format!("none of the {} scenes' captions split into one clause per object with this tokenizer", opts.scenes)));
+    }
 
     let dev = Device::Cpu;
     let map = VarMap::new();
     let planner = LayoutPlanner::new(&config, crate::models::vars(&map, opts.seed, DIR, None)?)?;
     let mut adam = AdamW::new(map.all_vars(), ParamsAdamW { lr: opts.lr, weight_decay: 0.0, ..Default::default() })?;
-    if data.len == 0 {
-        return Err(TrainError::Data(format!("none of the {} scenes' captions split into one clause per object with this tokenizer", opts.scenes)));
-    }
     let (v, n) = (config.vocab_size, data.len);
     let key = noise::key(opts.seed, BATCH_STREAM);
     let rows = |src: &[f32], width: usize, picks: &[usize]| -> candle_core::Result<Tensor> {

@@ -60,6 +60,32 @@ fn a_short_fit_plans_held_out_scenes() {
     assert!(names.iter().all(|n| !n.starts_with(".planner")), "{names:?}");
 }
 
+/// A vocabulary without the separator cannot split two objects' words: those scenes are
+/// skipped and counted, one-object scenes still teach; a model index that is not one is
+/// refused before anything is written.
+#[test]
+fn scenes_a_vocabulary_cannot_split_are_skipped_and_bad_folders_refused() {
+    let dir = model_folder();
+    let world = ShapesWorld::new(WorldConfig::default()).unwrap();
+    let captions: Vec<String> = (0..3000).map(|i| world.sample(i).caption.replace(" and ", " ")).collect();
+    let tok = TextTokenizer::word_level_from_texts(captions.iter().map(String::as_str)).unwrap();
+    assert!(tok.token_id("and").is_none());
+    tok.save(&dir.path().join("tokenizer/tokenizer.json")).unwrap();
+    let opts = PlannerOptions { scenes: 300, steps: 5, check_scenes: 30, silhouette: 4, ..Default::default() };
+    let report = train_planner(dir.path(), &opts).unwrap();
+    assert!(report.skipped_scenes > 0 && report.objects > 0, "{report:?}");
+    // The planner trains on world seed 1's train split.
+    let trained = ShapesWorld::new(WorldConfig { seed: opts.world_seed, ..Default::default() }).unwrap();
+    let pairs = (0..300).filter(|&i| trained.scene(i).objects.len() == 2).count();
+    assert_eq!((report.skipped_scenes, report.objects), (pairs, 300 - pairs), "{report:?}");
+
+    let dir = model_folder();
+    std::fs::write(dir.path().join("model_index.json"), r#"{"reel": 3}"#).unwrap();
+    let err = train_planner(dir.path(), &PlannerOptions { scenes: 10, steps: 1, ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("is not a model index"), "{err}");
+    assert!(!dir.path().join("planner").exists());
+}
+
 #[test]
 fn a_folder_without_a_tokenizer_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
