@@ -32,8 +32,9 @@
 #       14. first-frame conditioning at 128x128 (configs/shapes-v1/transformer-128-first-frame.toml),
 #           stopped at step 1 200                → runs/shapes-v1-first-frame-128
 #       15. the export                           → models/shapes-v1 (the VAE comes from step 11's)
-#       16. the layout planner with silhouettes, and the strength its layouts are noised to
-#           (`reel train planner`, docs/planner.md) → models/shapes-v1/planner
+#       16. the layout planner with silhouettes, the strength its layouts are noised to, and
+#           the layout's first frame held with guidance 0.3 (`reel train planner`,
+#           docs/planner.md, docs/generate.md)     → models/shapes-v1/planner
 # Needs numpy and safetensors (pip) for step 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,5 +89,5 @@ else
     "$reel" train configs/shapes-v1/transformer-128-first-frame.toml --out runs/shapes-v1-first-frame-128 --max-steps 1200
 fi
 "$reel" train export runs/shapes-v1-first-frame-128 models/shapes-v1
-"$reel" train planner models/shapes-v1 --layout-strength 0.5
+"$reel" train planner models/shapes-v1 --layout-strength 0.5 --layout-first-frame true --layout-guidance 0.3
 du -sh models/shapes-v1

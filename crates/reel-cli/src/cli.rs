@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make a video from text: a prompt, or a JSON request (docs/generate.md).
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Inspect video files.
     #[command(subcommand)]
     Video(VideoCommand),
@@ -108,6 +108,14 @@ pub struct GenerateArgs {
     /// alone (default: the model's).
     #[arg(long)]
     pub layout_strength: Option<f64>,
+    /// With a layout: make the clip twice, the second time from the first's first frame with
+    /// the planned objects put back as painted (true or false; default: the model's).
+    #[arg(long)]
+    pub layout_first_frame: Option<bool>,
+    /// With a layout: how far (0–1) each denoising step is pulled toward it, fading as the
+    /// steps go (0: not at all; default: the model's).
+    #[arg(long)]
+    pub layout_guidance: Option<f64>,
     /// euler or unipc.
     #[arg(long)]
     pub scheduler: Option<String>,
@@ -326,6 +334,12 @@ pub enum TrainCommand {
         /// layouts are denoised from, docs/planner.md); without it the model's default stays.
         #[arg(long)]
         layout_strength: Option<f64>,
+        /// Also make this the model's default `layout_first_frame` (docs/generate.md).
+        #[arg(long)]
+        layout_first_frame: Option<bool>,
+        /// Also make this the model's default `layout_guidance` (0-1, docs/generate.md).
+        #[arg(long)]
+        layout_guidance: Option<f64>,
     },
 }
 

@@ -16,7 +16,7 @@ use crate::eval;
 pub fn run(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Generate(args) => crate::generate::generate(args, cli.verbose > 0, quiet),
+        Command::Generate(args) => crate::generate::generate(*args, cli.verbose > 0, quiet),
         Command::Video(VideoCommand::Info { file, json }) => video_info(&file, json),
         Command::Video(VideoCommand::Sheet { file, out, columns, every }) => video_sheet(&file, &out, columns, every),
         Command::Data(DataCommand::Synth { out, count, world, format, quality, threads }) => {

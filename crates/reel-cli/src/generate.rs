@@ -91,6 +91,8 @@ fn request(args: &GenerateArgs) -> Result<Request> {
     set(&mut req.guidance, args.guidance);
     set(&mut req.first_frame_steps, args.first_frame_steps);
     set(&mut req.layout_strength, args.layout_strength);
+    set(&mut req.layout_first_frame, args.layout_first_frame);
+    set(&mut req.layout_guidance, args.layout_guidance);
     set(&mut req.scheduler, args.scheduler.clone());
     set(&mut req.model, args.model.clone());
     Ok(req)

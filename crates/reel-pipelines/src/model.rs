@@ -30,6 +30,10 @@ struct Defaults {
     first_frame_steps: Option<u32>,
     /// The default layout strength when the model has a planner (0.8 if unset).
     layout_strength: Option<f64>,
+    /// Whether requests with a layout make its first frame first (false if unset).
+    layout_first_frame: Option<bool>,
+    /// The default layout guidance (0 if unset).
+    layout_guidance: Option<f64>,
     negative_prompt: Option<String>,
 }
 
@@ -164,6 +168,10 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
     if !(0.0..=1.0).contains(&layout_strength) {
         return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_strength {layout_strength} is outside 0–1")));
     }
+    let layout_guidance = defaults.layout_guidance.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&layout_guidance) {
+        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_guidance {layout_guidance} is outside 0–1")));
+    }
     let spec = ModelSpec {
         width: defaults.width.unwrap_or(64),
         height: defaults.height.unwrap_or(64),
@@ -173,6 +181,8 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
         guidance: defaults.guidance.unwrap_or(5.0),
         first_frame_steps: defaults.first_frame_steps.unwrap_or(0),
         layout_strength,
+        layout_first_frame: planner && defaults.layout_first_frame.unwrap_or(false),
+        layout_guidance: if planner { layout_guidance } else { 0.0 },
         planner,
         negative_prompt: defaults.negative_prompt.unwrap_or_default(),
         scheduler: match scheduler {
@@ -196,6 +206,8 @@ pub fn settings(r: &Resolved) -> Settings {
         guidance: r.guidance,
         first_frame_steps: r.first_frame_steps as usize,
         layout_strength: r.layout_strength,
+        layout_first_frame: r.layout_first_frame,
+        layout_guidance: r.layout_guidance,
         seed: r.seed,
         negative_prompt: r.negative_prompt.clone(),
     }

@@ -56,6 +56,13 @@ pub struct Request {
     /// noised to before denoising; 0 generates from noise alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout_strength: Option<f64>,
+    /// With a layout: make the clip twice, the second time from the first's first frame with
+    /// the planned objects put back as painted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout_first_frame: Option<bool>,
+    /// With a layout: how far (0–1) each step is pulled toward it, fading as it goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout_guidance: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +113,12 @@ pub struct ModelSpec {
     /// The layout strength requests get by default (0 for models without a planner).
     #[serde(default)]
     pub layout_strength: f64,
+    /// Whether requests with a layout make its first frame first by default.
+    #[serde(default)]
+    pub layout_first_frame: bool,
+    /// The layout guidance requests get by default.
+    #[serde(default)]
+    pub layout_guidance: f64,
     /// Whether the model has a layout planner.
     #[serde(default)]
     pub planner: bool,
@@ -175,6 +188,12 @@ pub struct Resolved {
     /// The noise level the planned layout is noised to (0: no layout, from noise).
     #[serde(default)]
     pub layout_strength: f64,
+    /// Whether the layout's first frame is made first and the clip from it.
+    #[serde(default)]
+    pub layout_first_frame: bool,
+    /// How far each step is pulled toward the layout (0: not at all).
+    #[serde(default)]
+    pub layout_guidance: f64,
     pub scheduler: SchedulerKind,
     /// Where each setting came from: "request" (a JSON field or a command-line flag), "text" (read from the prompt) or "default" (the model's).
     pub sources: BTreeMap<String, String>,
@@ -573,6 +592,19 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
             "0 with this model, or a model with planner/ (`reel train planner MODEL` adds one)",
         ));
     }
+    let layout_first_frame = req.layout_first_frame.unwrap_or(spec.layout_first_frame);
+    pick("layout_first_frame", req.layout_first_frame.is_some(), false);
+    let layout_guidance = req.layout_guidance.unwrap_or(spec.layout_guidance);
+    pick("layout_guidance", req.layout_guidance.is_some(), false);
+    if !(layout_guidance.is_finite() && (0.0..=1.0).contains(&layout_guidance)) {
+        return Err(RequestError::new("layout_guidance", format!("{layout_guidance} is out of range"), "0 (no pull toward the layout) to 1"));
+    }
+    // Asked for by the request, they need a layout; a model's defaults just go unused without one.
+    for (field, asked) in [("layout_first_frame", req.layout_first_frame == Some(true)), ("layout_guidance", req.layout_guidance.is_some_and(|g| g > 0.0))] {
+        if asked && layout_strength <= 0.0 {
+            return Err(RequestError::new(field, "needs a layout, and layout_strength is 0", "layout_strength above 0 (with a model that has a planner), or leave this field out"));
+        }
+    }
     let scheduler = match &req.scheduler {
         Some(s) => SchedulerKind::parse(s).ok_or_else(|| RequestError::new("scheduler", format!("unknown scheduler '{s}'"), SchedulerKind::NAMES))?,
         None => spec.scheduler,
@@ -619,6 +651,8 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
         guidance,
         first_frame_steps,
         layout_strength,
+        layout_first_frame,
+        layout_guidance,
         scheduler,
         sources,
         notes,
@@ -672,7 +706,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ModelSpec {
-        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, layout_strength: 0.0, planner: false, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
+        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, planner: false, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
     }
 
     #[test]
@@ -746,6 +780,18 @@ mod tests {
         let e = err(Request { prompt: "x".into(), first_frame_steps: Some(501), ..Default::default() });
         assert!(e.field == "first_frame_steps" && e.accepted.starts_with("0 (the whole clip at once)"), "{e}");
         assert_eq!(err(Request { prompt: "x".into(), scheduler: Some("ddim".into()), ..Default::default() }).field, "scheduler");
+        let e = err(Request { prompt: "x".into(), layout_guidance: Some(1.5), ..Default::default() });
+        assert!(e.field == "layout_guidance" && e.accepted.contains("0 (no pull"), "{e}");
+        let e = err(Request { prompt: "x".into(), layout_first_frame: Some(true), ..Default::default() });
+        assert!(e.field == "layout_first_frame" && e.message.contains("needs a layout"), "{e}");
+        let guided = ModelSpec { planner: true, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.3, ..spec() };
+        let r = resolve(&Request::text("x"), &guided, None).unwrap();
+        assert_eq!((r.layout_first_frame, r.layout_guidance, r.sources["layout_guidance"].as_str()), (true, 0.3, "default"));
+        // Turning the layout off leaves the model's defaults unused rather than refused.
+        let r = resolve(&Request { prompt: "x".into(), layout_strength: Some(0.0), ..Default::default() }, &guided, None).unwrap();
+        assert_eq!(r.layout_strength, 0.0);
+        let e = resolve(&Request { prompt: "x".into(), layout_strength: Some(0.0), layout_guidance: Some(0.2), ..Default::default() }, &guided, None).unwrap_err();
+        assert_eq!(e.field, "layout_guidance", "{e}");
         let e = err(Request { prompt: "x".into(), layout_strength: Some(1.5), ..Default::default() });
         assert!(e.field == "layout_strength" && e.accepted.contains("0 (no layout"), "{e}");
         let e = err(Request { prompt: "x".into(), layout_strength: Some(0.5), ..Default::default() });

@@ -8,7 +8,7 @@ use reel_models::text::TextEncoder;
 use reel_models::wan::{AutoencoderKLWan, WanInput, WanTransformer3DModel};
 use reel_schedulers::{noise, Scheduler, SchedulerConfig};
 
-use crate::layout::{sample_layout, Layout};
+use crate::layout::{sample_layout, Layout, ObjectPath};
 
 /// Noise stream of the initial latents (see [`latent_noise`]).
 pub const LATENT_NOISE_STREAM: u64 = 0x6c61_7465_6e74;
@@ -41,6 +41,39 @@ pub fn frames_from_pixels(pixels: &Tensor, b: usize) -> Result<Vec<Frame>> {
         .collect()
 }
 
+/// Layout guidance: each step's prediction of the clean latents, x̂₀ = x − σ·v, is moved a
+/// share `weight · σ / sigma` of the way to `target` (all of `weight` at the pass's first
+/// step, fading to nothing at σ 0), and the velocity given to the sampler is the one that
+/// predicts the moved x̂₀.
+struct Pull<'a> {
+    target: &'a Tensor,
+    weight: f64,
+    /// σ of the pass's first step.
+    sigma: f32,
+}
+
+impl Pull<'_> {
+    fn apply(&self, velocity: &Tensor, latents: &Tensor, sigma: f32) -> Result<Tensor> {
+        if sigma <= 0.0 {
+            return Ok(velocity.clone());
+        }
+        let share = self.weight * f64::from(sigma / self.sigma);
+        let x0 = (latents - (velocity * f64::from(sigma))?)?;
+        // v' = (x − x̂₀')/σ with x̂₀' = x̂₀ + share·(target − x̂₀).
+        velocity - ((self.target - x0)? * (share / f64::from(sigma)))?
+    }
+}
+
+/// A planned layout as the denoiser uses it.
+#[derive(Clone, Debug)]
+pub struct LayoutLatents {
+    /// The layout painted and encoded by the VAE, normalised: `[1, C, T, h, w]`.
+    pub latents: Tensor,
+    /// The latent cells of the first frame that the planned objects touch, and the cells
+    /// next to those: `[1, 1, 1, h, w]`, 1 there and 0 elsewhere.
+    pub first_objects: Tensor,
+}
+
 /// The models of a text-to-video pipeline.
 pub struct Components<'a> {
     pub transformer: &'a WanTransformer3DModel,
@@ -71,6 +104,13 @@ pub struct Settings {
     /// With a layout planner: the noise level (σ, 0–1) the planned layout is noised to
     /// before denoising (SDEdit); lower keeps more of the layout. 0: no layout, from noise.
     pub layout_strength: f64,
+    /// With a layout: make the clip once and keep its first latent frame, put the painted
+    /// layout's latents back into it where the planned objects lie, and make the clip again
+    /// from it held clean (first-frame conditioning).
+    pub layout_first_frame: bool,
+    /// With a layout: how far (0–1) each step's prediction of the clean latents is pulled
+    /// toward the layout's, fading with σ ([`Pull`]). 0: not at all.
+    pub layout_guidance: f64,
     pub seed: u64,
     pub negative_prompt: String,
 }
@@ -106,11 +146,19 @@ impl Components<'_> {
         self.denoise_with(&context, layout.as_ref(), s, on_step)
     }
 
-    /// A layout painted at the request's size and encoded by the VAE: normalised latents
-    /// `[1, C, T, h, w]`, as [`Self::denoise_with`] starts from.
-    pub fn encode_layout(&self, layout: &Layout, s: &Settings) -> Result<Tensor> {
+    /// A layout painted at the request's size and encoded by the VAE, as
+    /// [`Self::denoise_with`] starts from.
+    pub fn encode_layout(&self, layout: &Layout, s: &Settings) -> Result<LayoutLatents> {
         let pixels = layout.paint(s.width, s.height, s.frames, &Device::Cpu)?;
-        self.vae.normalize_latents(&self.vae.encode(&pixels)?.mean)
+        let latents = self.vae.normalize_latents(&self.vae.encode(&pixels)?.mean)?;
+        // The objects alone, white on black, in the first frame: the latent cells they
+        // touch, and one cell around those (the decoder draws an edge from both sides).
+        let cutout = Layout { background: [0.0; 3], objects: layout.objects.iter().map(|o| ObjectPath { rgb: [1.0; 3], ..o.clone() }).collect() };
+        let r = self.vae.config().spatial_ratio();
+        let cover = ((cutout.paint(s.width, s.height, 1, &Device::Cpu)?.narrow(1, 0, 1)?.squeeze(2)? + 1.0)? * 0.5)?; // [1, 1, H, W]
+        let touched = cover.max_pool2d_with_stride(r, r)?.ge(0.05)?.to_dtype(DType::F32)?;
+        let grown = touched.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?.max_pool2d_with_stride(3, 1)?;
+        Ok(LayoutLatents { latents, first_objects: grown.unsqueeze(2)? })
     }
 
     /// The layout of a request (`layout_strength` above 0): the planner's plan of `prompt`,
@@ -130,18 +178,22 @@ impl Components<'_> {
     /// [`Self::denoise`] from a conditioning made by [`Self::encode_text`] and a layout made
     /// by [`Self::plan_layout`] and encoded by [`Self::encode_layout`]. With a layout, its
     /// latents are noised to the first step at or below σ `layout_strength` with the seed's
-    /// noise, and denoised from there, in one pass. Otherwise from noise; with
+    /// noise, and denoised from there (pulled toward the layout by `layout_guidance`): in one
+    /// pass, or with `layout_first_frame` in two: the first frame of the first, with the painted
+    /// layout's latents put back where the planned objects lie, is held clean while the
+    /// second makes the clip again. Otherwise from noise; with
     /// `first_frame_steps`, a first pass of that many steps makes the whole clip, and its first
     /// latent frame is kept: the second pass makes the clip again from the same noise with
     /// that frame held clean. `on_step` counts both passes.
-    pub fn denoise_with(&self, context: &Tensor, layout: Option<&Tensor>, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
+    pub fn denoise_with(&self, context: &Tensor, layout: Option<&LayoutLatents>, s: &Settings, mut on_step: impl FnMut(usize, usize)) -> Result<Tensor> {
         let shape = self.latent_shape(s)?;
         let guided = s.guidance > 1.0;
         if context.dim(0)? != if guided { 2 } else { 1 } {
             candle_core::bail!("the text conditioning has {} rows; guidance {} needs {}", context.dim(0)?, s.guidance, if guided { 2 } else { 1 });
         }
         let noise = latent_noise(s.seed, &shape, &Device::Cpu)?;
-        if let Some(z) = layout {
+        if let Some(painted) = layout {
+            let z = &painted.latents;
             if z.dims() != shape {
                 candle_core::bail!("layout latents {:?} do not fit the request's {:?}", z.dims(), shape);
             }
@@ -152,22 +204,46 @@ impl Components<'_> {
             scheduler.set_begin_index(begin).map_err(candle_core::Error::wrap)?;
             let start = ((z * (1.0 - sigma))? + (&noise * sigma)?)?;
             let total = s.steps - begin;
-            let latents = self.sample(context, s, scheduler, &start, None, |i| on_step(i, total))?;
+            let pull = (s.layout_guidance > 0.0).then_some(Pull { target: z, weight: s.layout_guidance, sigma: sigma as f32 });
+            if !(s.layout_first_frame && shape[2] > 1) {
+                let latents = self.sample(context, s, scheduler, &start, None, pull, |i| on_step(i, total))?;
+                return self.vae.denormalize_latents(&latents);
+            }
+            self.check_first_frame("layout_first_frame", "false")?;
+            // The clip from the layout, of which only the first latent frame is kept; the
+            // painted layout put back into it where the objects lie; then the clip made
+            // again from it held clean.
+            let mut first_pass = self.schedule(s.steps)?;
+            first_pass.set_begin_index(begin).map_err(candle_core::Error::wrap)?;
+            let made = self.sample(context, s, first_pass, &start, None, None, |i| on_step(i, 2 * total))?.narrow(2, 0, 1)?;
+            let objects = painted.first_objects.broadcast_as(made.shape())?;
+            let first = (&made + ((z.narrow(2, 0, 1)? - &made)? * objects)?)?;
+            let latents = self.sample(context, s, scheduler, &start, Some(&first), pull, |i| on_step(total + i, 2 * total))?;
             return self.vae.denormalize_latents(&latents);
         }
-        if s.first_frame_steps > 0 && self.transformer.config().patch_size[0] != 1 {
-            candle_core::bail!("first_frame_steps: this transformer patches {} latent frames together, so its first latent frame cannot be held alone; use first_frame_steps 0", self.transformer.config().patch_size[0]);
+        if s.first_frame_steps > 0 {
+            self.check_first_frame("first_frame_steps", "0")?;
         }
         // A one-latent-frame clip is its first frame: one pass.
         let first_pass = if shape[2] > 1 { s.first_frame_steps } else { 0 };
         let total = first_pass + s.steps;
         let latents = if first_pass > 0 {
-            let first = self.sample(context, s, self.schedule(s.first_frame_steps)?, &noise, None, |i| on_step(i, total))?.narrow(2, 0, 1)?;
-            self.sample(context, s, self.schedule(s.steps)?, &noise, Some(&first), |i| on_step(s.first_frame_steps + i, total))?
+            let first = self.sample(context, s, self.schedule(s.first_frame_steps)?, &noise, None, None, |i| on_step(i, total))?.narrow(2, 0, 1)?;
+            self.sample(context, s, self.schedule(s.steps)?, &noise, Some(&first), None, |i| on_step(s.first_frame_steps + i, total))?
         } else {
-            self.sample(context, s, self.schedule(s.steps)?, &noise, None, |i| on_step(i, total))?
+            self.sample(context, s, self.schedule(s.steps)?, &noise, None, None, |i| on_step(i, total))?
         };
         self.vae.denormalize_latents(&latents)
+    }
+
+    /// An error naming `setting` (and its `off` value) unless the transformer can hold its
+    /// first latent frame alone.
+    fn check_first_frame(&self, setting: &str, off: &str) -> Result<()> {
+        let pt = self.transformer.config().patch_size[0];
+        if pt != 1 {
+            candle_core::bail!("{setting}: this transformer patches {pt} latent frames together, so its first latent frame cannot be held alone; use {setting} {off}");
+        }
+        Ok(())
     }
 
     /// The model's sampler set for `steps` steps.
@@ -179,8 +255,10 @@ impl Components<'_> {
 
     /// One sampling pass with `scheduler` from its current step, starting at `start` (the
     /// latents at that step's σ); `first` (`[1, C, 1, h, w]`), when given, is held as the
-    /// clean first latent frame at timestep 0.
-    fn sample(&self, context: &Tensor, s: &Settings, mut scheduler: Box<dyn Scheduler + Send>, start: &Tensor, first: Option<&Tensor>, mut on_step: impl FnMut(usize)) -> Result<Tensor> {
+    /// clean first latent frame at timestep 0; `pull`, when given, moves each step's
+    /// prediction of the clean latents toward a target.
+    #[allow(clippy::too_many_arguments)]
+    fn sample(&self, context: &Tensor, s: &Settings, mut scheduler: Box<dyn Scheduler + Send>, start: &Tensor, first: Option<&Tensor>, pull: Option<Pull>, mut on_step: impl FnMut(usize)) -> Result<Tensor> {
         let device = Device::Cpu;
         let guided = s.guidance > 1.0;
         let batch = context.dim(0)?;
@@ -218,6 +296,10 @@ impl Components<'_> {
                 (&uncond + ((cond - &uncond)? * s.guidance)?)?
             } else {
                 out
+            };
+            let velocity = match &pull {
+                Some(p) => p.apply(&velocity, &latents, scheduler.sigmas()[begin + i])?,
+                None => velocity,
             };
             latents = hold(scheduler.step(&velocity, &latents).map_err(candle_core::Error::wrap)?)?;
             on_step(i + 1);
@@ -309,7 +391,7 @@ mod tests {
     fn same_seed_same_video_and_sizes_are_checked() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, seed: 3, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, seed: 3, negative_prompt: String::new() };
         let a = c.generate("a red circle", &s, |_, _| {}).unwrap();
         assert_eq!(a.len(), 5);
         assert_eq!((a[0].width(), a[0].height()), (16, 16));
@@ -327,7 +409,7 @@ mod tests {
     fn a_first_frame_pass_makes_the_first_frame_and_the_clip_keeps_it() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, seed: 5, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, seed: 5, negative_prompt: String::new() };
         let one_pass = c.denoise("a red circle", &Settings { steps: 2, ..s.clone() }, |_, _| {}).unwrap();
         let mut seen = Vec::new();
         let two = Settings { first_frame_steps: 2, ..s.clone() };
@@ -355,7 +437,7 @@ mod tests {
         };
         let t = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, layout_strength: 0.0, seed: 0, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, seed: 0, negative_prompt: String::new() };
         let err = c.denoise("a red circle", &s, |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("first_frame_steps 0"), "{err}");
         c.denoise("a red circle", &Settings { first_frame_steps: 0, ..s }, |_, _| {}).unwrap();
@@ -370,7 +452,7 @@ mod tests {
         let planner = LayoutPlanner::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
         seeded(&map, 1);
         let mut c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, seed: 1, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, layout_first_frame: false, layout_guidance: 0.0, seed: 1, negative_prompt: String::new() };
         let err = c.plan_layout("a red circle", &s).unwrap_err().to_string();
         assert!(err.contains("no layout planner") && err.contains("reel train planner"), "{err}");
         assert!(c.plan_layout("a red circle", &Settings { layout_strength: 0.0, ..s.clone() }).unwrap().is_none());
@@ -389,6 +471,89 @@ mod tests {
         let light = c.denoise("a red circle", &Settings { layout_strength: 0.2, ..s.clone() }, |_, _| {}).unwrap();
         let none = c.denoise("a red circle", &Settings { layout_strength: 0.0, ..s.clone() }, |_, _| {}).unwrap();
         assert!(distance(&light) < distance(&from_layout) && distance(&from_layout) < distance(&none), "{} {} {}", distance(&light), distance(&from_layout), distance(&none));
+    }
+
+    #[test]
+    fn layout_guidance_predicts_the_moved_clean_latents() {
+        let dev = Device::Cpu;
+        let target = Tensor::new(&[1f32, -2.0, 0.5], &dev).unwrap();
+        let (x, v) = (Tensor::new(&[0.3f32, 0.1, -0.4], &dev).unwrap(), Tensor::new(&[0.2f32, -1.0, 2.0], &dev).unwrap());
+        let x0 = |v: &Tensor, sigma: f64| (&x - (v * sigma).unwrap()).unwrap().to_vec1::<f32>().unwrap();
+        let close = |a: Vec<f32>, b: Vec<f32>| a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5);
+        let pull = Pull { target: &target, weight: 1.0, sigma: 0.5 };
+        // All the way at the pass's first σ, half way at half of it, not at all at 0.
+        assert!(close(x0(&pull.apply(&v, &x, 0.5).unwrap(), 0.5), target.to_vec1().unwrap()));
+        let half: Vec<f32> = x0(&v, 0.25).iter().zip(target.to_vec1::<f32>().unwrap()).map(|(a, t)| a + 0.5 * (t - a)).collect();
+        assert!(close(x0(&pull.apply(&v, &x, 0.25).unwrap(), 0.25), half));
+        assert!(close(pull.apply(&v, &x, 0.0).unwrap().to_vec1().unwrap(), v.to_vec1().unwrap()));
+    }
+
+    #[test]
+    fn a_layout_first_frame_keeps_the_painted_objects_and_guidance_pulls_toward_the_layout() {
+        let (t, v, e, tok) = tiny();
+        let c = components(&t, &v, &e, &tok);
+        let s = Settings { width: 64, height: 64, frames: 9, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.0, seed: 2, negative_prompt: String::new() };
+        // Radius 5 px at (19, 19) px, moving right.
+        let object = crate::layout::ObjectPath { rgb: [0.9, 0.1, 0.1], start: [0.3, 0.3], end: [0.6, 0.3], radius: [0.08, 0.08], silhouette: None };
+        let layout = Layout { background: [0.2, 0.2, 0.2], objects: vec![object] };
+        let painted = c.encode_layout(&layout, &s).unwrap();
+        let context = c.encode_text("a red circle", &s).unwrap();
+        let mut seen = Vec::new();
+        let two = c.denoise_with(&context, Some(&painted), &s, |i, n| seen.push((i, n))).unwrap();
+        let total = seen.last().unwrap().1;
+        assert_eq!(seen, (1..=total).map(|i| (i, total)).collect::<Vec<_>>(), "both passes counted");
+        assert_eq!(total % 2, 0);
+        // The mask: the latent cells around the object's start, 1 or 0.
+        let mask: Vec<f32> = painted.first_objects.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(painted.first_objects.dims(), &[1, 1, 1, 8, 8]);
+        assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0) && mask.contains(&1.0) && mask.contains(&0.0), "{mask:?}");
+        // The disc spans pixels 14-24 of 64 on both axes: cells 1-3, and one cell around
+        // those, so within cells 0-4; the cells the disc touches and their neighbours are in.
+        for (k, &m) in mask.iter().enumerate() {
+            let (row, col) = (k / 8, k % 8);
+            if row > 4 || col > 4 {
+                assert_eq!(m, 0.0, "cell ({row}, {col}): {mask:?}");
+            }
+            if (1..=3).contains(&row) && (1..=3).contains(&col) {
+                assert_eq!(m, 1.0, "cell ({row}, {col}): {mask:?}");
+            }
+        }
+        // Inside the mask the clip's first latent frame is the painted one, held clean;
+        // outside it the first pass's.
+        let shape = c.latent_shape(&s).unwrap();
+        let noise = latent_noise(s.seed, &shape, &Device::Cpu).unwrap();
+        let mut alone = c.schedule(s.steps).unwrap();
+        let begin = s.steps - total / 2;
+        let sigma = f64::from(alone.sigmas()[begin]);
+        alone.set_begin_index(begin).unwrap();
+        let start = ((&painted.latents * (1.0 - sigma)).unwrap() + (&noise * sigma).unwrap()).unwrap();
+        let made = c.sample(&context, &s, alone, &start, None, None, |_| {}).unwrap().narrow(2, 0, 1).unwrap();
+        let m = painted.first_objects.broadcast_as(made.shape()).unwrap();
+        let expected = (m.mul(&painted.latents.narrow(2, 0, 1).unwrap()).unwrap() + m.affine(-1.0, 1.0).unwrap().mul(&made).unwrap()).unwrap();
+        let first = |x: &Tensor| c.vae.normalize_latents(x).unwrap().narrow(2, 0, 1).unwrap();
+        let gap = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(gap(&first(&two), &expected) < 1e-4, "{}", gap(&first(&two), &expected));
+        let one = c.denoise_with(&context, Some(&painted), &Settings { layout_first_frame: false, ..s.clone() }, |_, _| {}).unwrap();
+        assert!(gap(&first(&one), &expected) > 1e-3, "one pass does not hold it");
+        // Guidance brings the clip nearer the painted layout, more with more weight.
+        let distance = |x: &Tensor| (c.vae.normalize_latents(x).unwrap() - &painted.latents).unwrap().sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+        let plain = Settings { layout_first_frame: false, ..s.clone() };
+        let pulled = |g: f64| distance(&c.denoise_with(&context, Some(&painted), &Settings { layout_guidance: g, ..plain.clone() }, |_, _| {}).unwrap());
+        let (d0, d3, d9) = (pulled(0.0), pulled(0.3), pulled(0.9));
+        assert!(d9 < d3 && d3 < d0, "{d0} {d3} {d9}");
+        // A transformer that patches latent frames together cannot hold the first one.
+        let map2 = VarMap::new();
+        let cfg2 = WanTransformerConfig {
+            patch_size: [2, 2, 2], num_attention_heads: 2, attention_head_dim: 8, in_channels: 4, out_channels: Some(4), text_dim: 16,
+            freq_dim: 16, ffn_dim: 32, num_layers: 1, ..Default::default()
+        };
+        let t2 = WanTransformer3DModel::new(&cfg2, VarBuilder::from_varmap(&map2, DType::F32, &Device::Cpu)).unwrap();
+        let c2 = Components { transformer: &t2, ..components(&t, &v, &e, &tok) };
+        let s2 = Settings { frames: 5, guidance: 1.0, ..s.clone() };
+        let painted2 = c.encode_layout(&layout, &s2).unwrap();
+        let ctx2 = c2.encode_text("a red circle", &s2).unwrap();
+        let err = c2.denoise_with(&ctx2, Some(&painted2), &s2, |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("layout_first_frame false"), "{err}");
     }
 
     #[test]

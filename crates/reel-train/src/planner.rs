@@ -47,11 +47,15 @@ pub struct PlannerOptions {
     pub silhouette: usize,
     /// If set, written as the model's default `reel.layout_strength` (0–1).
     pub layout_strength: Option<f64>,
+    /// If set, written as the model's default `reel.layout_first_frame`.
+    pub layout_first_frame: Option<bool>,
+    /// If set, written as the model's default `reel.layout_guidance` (0–1).
+    pub layout_guidance: Option<f64>,
 }
 
 impl Default for PlannerOptions {
     fn default() -> Self {
-        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000, silhouette: 20, layout_strength: None }
+        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000, silhouette: 20, layout_strength: None, layout_first_frame: None, layout_guidance: None }
     }
 }
 
@@ -239,6 +243,9 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     if let Some(s) = opts.layout_strength.filter(|s| !(0.0..=1.0).contains(s)) {
         return Err(TrainError::Data(format!("layout strength {s} is outside 0-1 (the share of the schedule the layout is noised to)")));
     }
+    if let Some(g) = opts.layout_guidance.filter(|g| !(0.0..=1.0).contains(g)) {
+        return Err(TrainError::Data(format!("layout guidance {g} is outside 0-1 (how far each step is pulled toward the layout)")));
+    }
     if !index.is_object() || index.get("reel").is_some_and(|r| !r.is_object()) {
         return Err(TrainError::Data(format!("'{}' is not a model index (an object, with \"reel\" an object if present)", index_path.display())));
     }
@@ -301,11 +308,18 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     let dir = model.join(DIR);
     write_planner(&map, &config, &dir)?;
     index["planner"] = serde_json::json!(["reel", "ReelLayoutPlanner"]);
-    if let Some(strength) = opts.layout_strength {
-        if index.get("reel").is_none() {
-            index["reel"] = serde_json::json!({});
+    let defaults = [
+        ("layout_strength", opts.layout_strength.map(|v| serde_json::json!(v))),
+        ("layout_first_frame", opts.layout_first_frame.map(|v| serde_json::json!(v))),
+        ("layout_guidance", opts.layout_guidance.map(|v| serde_json::json!(v))),
+    ];
+    for (key, value) in defaults {
+        if let Some(value) = value {
+            if index.get("reel").is_none() {
+                index["reel"] = serde_json::json!({});
+            }
+            index["reel"][key] = value;
         }
-        index["reel"]["layout_strength"] = serde_json::json!(strength);
     }
     reel_media::write_atomic(&index_path, serde_json::to_string_pretty(&index).map_err(|e| TrainError::Data(e.to_string()))?.as_bytes())?;
     Ok(PlannerReport { planner: dir, objects: n, skipped_scenes: data.skipped, first_loss: first, loss: last, check })

@@ -646,6 +646,8 @@ impl Run<'_> {
                     guidance: v.guidance,
                     first_frame_steps: if self.cfg.train.first_frame_share > 0.0 { v.steps } else { 0 },
                     layout_strength: 0.0,
+                    layout_first_frame: false,
+                    layout_guidance: 0.0,
                     seed: v.seed,
                     negative_prompt: String::new(),
                 };
