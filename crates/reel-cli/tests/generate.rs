@@ -153,6 +153,12 @@ fn a_planner_is_trained_into_a_model_and_used_by_default() {
     assert!(stderr.contains("layout guidance 1.5 is outside 0-1"), "{stderr}");
     assert_eq!(std::fs::read_to_string(model.join("model_index.json")).unwrap(), index);
     assert_eq!(std::fs::read_to_string(model.join("planner/config.json")).unwrap(), planner_config);
+    // A model index with a default out of range is refused at load, naming the key.
+    std::fs::write(model.join("model_index.json"), index.replace("\"layout_guidance\": 0.3", "\"layout_guidance\": 1.5")).unwrap();
+    let stderr = err(&reel(&["generate", "a red circle", "--model", m, "-o", out.join("h.mp4").to_str().unwrap()]));
+    assert!(stderr.contains("layout_guidance 1.5 is outside 0–1"), "{stderr}");
+    assert!(!out.join("h.mp4").exists());
+    std::fs::write(model.join("model_index.json"), &index).unwrap();
     // A planner trained for another vocabulary is refused at load, with the fix.
     let tok_path = model.join("tokenizer/tokenizer.json");
     let mut tok: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tok_path).unwrap()).unwrap();

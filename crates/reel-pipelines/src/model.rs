@@ -164,14 +164,12 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
         let config: reel_models::planner::LayoutPlannerConfig = read_json(&dir.join("planner/config.json"), "planner config")?;
         config.validate().map_err(|e| invalid(&dir.join("planner/config.json"), "planner config", e))?;
     }
-    let layout_strength = if planner { defaults.layout_strength.unwrap_or(0.8) } else { 0.0 };
-    if !(0.0..=1.0).contains(&layout_strength) {
-        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_strength {layout_strength} is outside 0–1")));
-    }
-    let layout_guidance = defaults.layout_guidance.unwrap_or(0.0);
-    if !(0.0..=1.0).contains(&layout_guidance) {
-        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_guidance {layout_guidance} is outside 0–1")));
-    }
+    let unit = |key: &str, v: f64| match (0.0..=1.0).contains(&v) {
+        true => Ok(v),
+        false => Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": {key} {v} is outside 0–1"))),
+    };
+    let layout_strength = unit("layout_strength", if planner { defaults.layout_strength.unwrap_or(0.8) } else { 0.0 })?;
+    let layout_guidance = unit("layout_guidance", defaults.layout_guidance.unwrap_or(0.0))?;
     let spec = ModelSpec {
         width: defaults.width.unwrap_or(64),
         height: defaults.height.unwrap_or(64),
