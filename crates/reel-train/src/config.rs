@@ -208,6 +208,17 @@ pub enum ReconLoss {
     Mse,
 }
 
+/// Which pixels a VAE's reconstruction loss weighs as foreground (`train.foreground_of`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForegroundOf {
+    /// Where the target clip has an object.
+    #[default]
+    Target,
+    /// Where the target has an object or the reconstruction draws one.
+    Either,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -272,6 +283,12 @@ pub struct TrainConfig {
     /// beside the background every caption of a theme shares.
     #[serde(default = "one")]
     pub foreground_weight: f64,
+    /// VAE training: which pixels get `foreground_weight`. `target` (the default): those where
+    /// the clip has an object. `either`: those too where the reconstruction draws one, so a
+    /// decoder is not let off painting an object where it was a few frames ago (trails) or a
+    /// rim it never had, as it is when only the target's objects weigh more.
+    #[serde(default)]
+    pub foreground_of: ForegroundOf,
     /// VAE training: weight of an L1 loss on the reconstruction error's horizontal and vertical
     /// finite differences (`|∂(x̂ − x)|`): pixel losses forgive blurred edges, this does not.
     #[serde(default)]
@@ -469,6 +486,14 @@ impl RunConfig {
         if !(self.train.foreground_weight >= 1.0 && self.train.foreground_weight.is_finite()) {
             return Err(format!("train.foreground_weight {}: must be at least 1 (1 weighs all pixels alike)", self.train.foreground_weight));
         }
+        if self.train.foreground_of == ForegroundOf::Either {
+            if self.task != Task::Vae {
+                return Err("train.foreground_of \"either\" weighs a VAE's reconstructions; a transformer run takes \"target\" (the default)".into());
+            }
+            if self.train.foreground_weight == 1.0 {
+                return Err("train.foreground_of \"either\" with foreground_weight 1 weighs nothing more; set foreground_weight above 1".into());
+            }
+        }
         for (name, p) in [
             ("train.condition_dropout", self.train.condition_dropout),
             ("data.flip", self.data.flip),
@@ -581,10 +606,22 @@ steps = 10
             ("[train]", "[train]\nfirst_frame_share = 0.5\ntemporal_weight = 1.0", "cannot both be on"),
             ("source = \"shapes\"", "source = \"shapes\"\nscoring_share = -0.1", "data.scoring_share"),
             ("source = \"shapes\"", "source = \"videos\"", "data.path"),
+            ("[train]", "[train]\nforeground_of = \"either\"\nforeground_weight = 10.0", "a transformer run takes"),
+            ("[train]", "[train]\nforeground_of = \"both\"", "foreground_of"),
         ] {
             let err = parse(&MINIMAL.replace(from, to)).unwrap_err().to_string();
             assert!(err.contains(want), "{to}: {err}");
         }
+    }
+
+    #[test]
+    fn foreground_of_either_is_for_vae_runs_that_weigh_foreground() {
+        let vae = MINIMAL.replace("task = \"transformer\"", "task = \"vae\"");
+        let c = parse(&vae.replace("[train]", "[train]\nforeground_of = \"either\"\nforeground_weight = 10.0")).unwrap();
+        assert_eq!(c.train.foreground_of, ForegroundOf::Either);
+        assert_eq!(parse(&vae).unwrap().train.foreground_of, ForegroundOf::Target, "the default");
+        let err = parse(&vae.replace("[train]", "[train]\nforeground_of = \"either\"")).unwrap_err().to_string();
+        assert!(err.contains("foreground_weight 1 weighs nothing more"), "{err}");
     }
 
     #[test]

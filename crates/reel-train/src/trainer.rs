@@ -16,7 +16,7 @@ use reel_schedulers::noise;
 use reel_schedulers::training::{add_noise, sample_logit_normal_sigmas, velocity_target};
 
 use crate::checkpoint::{self, Checkpoint, TrainState};
-use crate::config::{ReconLoss, RunConfig, SourceKind, Stage, Task, TrainConfig};
+use crate::config::{ForegroundOf, ReconLoss, RunConfig, SourceKind, Stage, Task, TrainConfig};
 use crate::data::{Batch, Dataset, Loader, LoaderSpec, Payload};
 use crate::dist::Communicator;
 use crate::ema::Ema;
@@ -178,11 +178,24 @@ impl ForegroundRamp {
 /// rising to `weight` on pixels far from it. A frame's background is its channels' mean
 /// (objects are a small share of the pixels).
 pub fn foreground_weights(x: &Tensor, weight: f64, ramp: ForegroundRamp) -> candle_core::Result<Tensor> {
+    weights_against(x, x, weight, ramp)
+}
+
+/// [`foreground_weights`] of the pixels of `y`, each frame measured against the background of
+/// the same frame of `x` (both `[B, C, T, H, W]`).
+fn weights_against(y: &Tensor, x: &Tensor, weight: f64, ramp: ForegroundRamp) -> candle_core::Result<Tensor> {
     let ForegroundRamp { low, high } = ramp;
     let bg = x.mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2)?;
-    let dist = x.broadcast_sub(&bg)?.sqr()?.sum_keepdim(1)?.sqrt()?;
+    let dist = y.broadcast_sub(&bg)?.sqr()?.sum_keepdim(1)?.sqrt()?;
     let w = dist.affine(1.0 / (high - low), -low / (high - low))?.clamp(0f32, 1f32)?;
     Ok(w.affine(weight - 1.0, 1.0)?.detach())
+}
+
+/// Weights for a reconstruction `y` of `x`: a pixel counts as foreground where the target has
+/// an object *or* the reconstruction draws one, so a ghost (an object left where it was, a rim
+/// it never had) costs what a missed object costs.
+pub fn either_foreground_weights(y: &Tensor, x: &Tensor, weight: f64, ramp: ForegroundRamp) -> candle_core::Result<Tensor> {
+    foreground_weights(x, weight, ramp)?.maximum(&weights_against(y, x, weight, ramp)?)
 }
 
 /// `Σ w·e / Σ w` of a per-element loss `e` `[B, C, T, H, W]` with per-pixel weights `w`
@@ -191,8 +204,11 @@ fn foreground_mean(e: &Tensor, x: &Tensor, weight: f64, ramp: ForegroundRamp) ->
     if weight == 1.0 {
         return e.mean_all();
     }
-    let w = foreground_weights(x, weight, ramp)?;
-    e.broadcast_mul(&w)?.mean_all()? / w.mean_all()?.to_scalar::<f32>()? as f64
+    weighted_mean(e, &foreground_weights(x, weight, ramp)?)
+}
+
+fn weighted_mean(e: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    e.broadcast_mul(w)?.mean_all()? / w.mean_all()?.to_scalar::<f32>()? as f64
 }
 
 /// `mean |Δ_w e| + mean |Δ_h e|` of an error `e` `[B, C, T, H, W]`: the L1 distance between the
@@ -582,12 +598,17 @@ impl Run<'_> {
             post.logvar = post.logvar.detach();
         }
         let z = self.posterior_sample(&post.mean, &post.logvar, &batch.sample_ids)?;
-        let diff = (vae.decode_unclamped(&z)? - x)?;
+        let decoded = vae.decode_unclamped(&z)?;
+        let diff = (&decoded - x)?;
         let err = match self.cfg.train.recon_loss {
             ReconLoss::L1 => diff.abs()?,
             ReconLoss::Mse => diff.sqr()?,
         };
-        let recon = foreground_mean(&err, x, self.cfg.train.foreground_weight, ForegroundRamp::PIXELS)?;
+        let weight = self.cfg.train.foreground_weight;
+        let recon = match self.cfg.train.foreground_of {
+            ForegroundOf::Target => foreground_mean(&err, x, weight, ForegroundRamp::PIXELS)?,
+            ForegroundOf::Either => weighted_mean(&err, &either_foreground_weights(&decoded, x, weight, ForegroundRamp::PIXELS)?)?,
+        };
         let kl = ((post.mean.sqr()? + post.logvar.exp()?)? - 1.0)?.sub(&post.logvar)?.mean_all()?.affine(0.5, 0.0)?;
         let mut loss = (recon + (kl * self.cfg.train.kl_weight)?)?;
         if self.cfg.train.edge_weight > 0.0 {
@@ -903,6 +924,32 @@ mod tests {
         // Weight 1 is the plain loss.
         let ones: Vec<f32> = foreground_weights(&x, 1.0, ForegroundRamp::PIXELS).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert!(ones.iter().all(|&o| o == 1.0));
+    }
+
+    #[test]
+    fn either_foreground_weighs_what_the_reconstruction_draws_too() {
+        // A 4x4 frame, background 0: the target has an object at pixel 0, the reconstruction
+        // draws it there and leaves a ghost at pixel 9 (the object where it was).
+        let dev = Device::Cpu;
+        let frame = |on: &[usize]| {
+            let mut v = vec![0f32; 48];
+            for &i in on {
+                v[i] = 1.0;
+            }
+            Tensor::from_vec(v, (1, 3, 1, 4, 4), &dev).unwrap()
+        };
+        let (x, y) = (frame(&[0]), frame(&[0, 9]));
+        let weights = |w: Tensor| -> Vec<f32> { w.flatten_all().unwrap().to_vec1().unwrap() };
+        let target = weights(foreground_weights(&x, 10.0, ForegroundRamp::PIXELS).unwrap());
+        let either = weights(either_foreground_weights(&y, &x, 10.0, ForegroundRamp::PIXELS).unwrap());
+        assert_eq!((target[0], target[9]), (10.0, 1.0), "the target alone lets the ghost off");
+        assert_eq!((either[0], either[9]), (10.0, 10.0), "either weighs the ghost as an object");
+        assert!(either.iter().enumerate().all(|(i, &w)| i == 0 || i == 9 || w == 1.0), "{either:?}");
+        // So the ghost's error costs ten times more of the loss than it did.
+        let err = (&y - &x).unwrap().abs().unwrap();
+        let ghost_target = weighted_mean(&err, &foreground_weights(&x, 10.0, ForegroundRamp::PIXELS).unwrap()).unwrap().to_scalar::<f32>().unwrap();
+        let ghost_either = weighted_mean(&err, &either_foreground_weights(&y, &x, 10.0, ForegroundRamp::PIXELS).unwrap()).unwrap().to_scalar::<f32>().unwrap();
+        assert!(ghost_either > 5.0 * ghost_target, "{ghost_either} vs {ghost_target}");
     }
 
     #[test]
