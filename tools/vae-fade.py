@@ -6,7 +6,9 @@ Each clip's first frame is repeated into a still clip of the same length, encode
 object is where the first frame is far from its median colour; its colour mass in a decoded
 frame is the soft count of pixels near the object's colour. Printed: the mean mass per frame
 relative to frames 0-3, and the last quarter against the first, as the adherence scorer
-compares them (a still object whose ln ratio falls below -0.16 reads "shrink"). Then where
+compares them (a still object whose ln ratio falls below -0.16 reads "shrink"); how far the
+still clips' latents of later chunks are from the first chunk's (the same frames, so a VAE
+without a memory of earlier chunks would give the same latent). Then where
 the loss comes from: the PSNR of each clip's last five frames through the VAE inside the whole
 clip, and encoded and decoded as a clip of their own (no history of earlier chunks).
 
@@ -28,8 +30,9 @@ CLIPS = 16
 
 
 def roundtrip(model, x, tmp):
+    """(decoded clip, posterior means) of `x` [N, C, T, H, W] through the VAE."""
     mean = run_component(model, "vae-encode", {"sample": np.ascontiguousarray(x)}, tmp)["mean"]
-    return np.clip(run_component(model, "vae-decode", {"latents": mean}, tmp)["sample"], -1, 1)
+    return np.clip(run_component(model, "vae-decode", {"latents": mean}, tmp)["sample"], -1, 1), mean
 
 
 def psnr(y, x):
@@ -55,9 +58,9 @@ def main():
     first = clips[:, :, 0]
     still = np.repeat(first[:, :, None], f, axis=2)
     with tempfile.TemporaryDirectory() as tmp:
-        decoded = roundtrip(model, still, tmp)
-        whole = roundtrip(model, clips, tmp)[:, :, -5:]
-        alone = roundtrip(model, clips[:, :, -5:], tmp)
+        decoded, latents = roundtrip(model, still, tmp)
+        whole = roundtrip(model, clips, tmp)[0][:, :, -5:]
+        alone = roundtrip(model, clips[:, :, -5:], tmp)[0]
     quarter = max(f // 4, 1)
     profiles, ratios = [], []
     for clip, out in zip(first, decoded):
@@ -74,6 +77,10 @@ def main():
     print(" ".join(f"{v:.2f}" for v in p))
     print(f"last quarter / first: {np.exp(np.mean(ratios)):.3f} (mean ln {np.mean(ratios):+.3f}; "
           f"{np.mean(np.array(ratios) < -0.16):.0%} below the scorer's -0.16)")
+    if latents.shape[2] > 2:
+        drift = [np.sqrt(((latents[:, :, k] - latents[:, :, 1]) ** 2).mean()) for k in range(2, latents.shape[2])]
+        print(f"the still clips' latents: rms difference of chunks 2.. from chunk 1 "
+              f"{' '.join(f'{d:.2f}' for d in drift)} (the latents' std {latents[:, :, 1:].std():.2f})")
     print(f"the last 5 frames of the {len(rows)} clips, PSNR (dB): inside the clip {psnr(whole, clips[:, :, -5:])}; "
           f"as a clip of their own {psnr(alone, clips[:, :, -5:])}")
 
