@@ -222,18 +222,21 @@ every = 30
     assert_eq!((means.len(), stds.len()), (vae_config["z_dim"].as_u64().unwrap() as usize, means.len()));
     assert!(stds.iter().all(|s| s.as_f64().unwrap() > 0.0) && means.iter().any(|m| m.as_f64().unwrap() != 0.0), "{vae_config}");
 
-    // A decoder-only run from that VAE (encoder frozen) exports the statistics it started with.
+    // A decoder-only run from that VAE (encoder frozen) exports the statistics it started with;
+    // it weighs what its reconstructions paint as objects too (`foreground_of = "either"`).
     let decoder_cfg = write_config(
         dir.path(),
         "decoder.toml",
         &format!(
             "task = \"vae\"\nseed = 3\n[model]\nfrom = \"{}\"\n[data]\nsource = \"shapes\"\n[[data.buckets]]\nwidth = 32\nheight = 32\nframes = 5\nbatch_size = 1\n\
-             [optimizer]\nlr = 1e-2\n[train]\nsteps = 2\nfreeze = [\"vae.encoder.*\", \"vae.quant_conv.*\"]\n[validation]\nevery = 0\n",
+             [optimizer]\nlr = 1e-2\n[train]\nsteps = 2\nforeground_weight = 10.0\nforeground_of = \"either\"\nfreeze = [\"vae.encoder.*\", \"vae.quant_conv.*\"]\n[validation]\nevery = 0\n",
             vae_model.display()
         ),
     );
     let decoder_run = dir.path().join("decoder-run");
     ok(&["train", decoder_cfg.to_str().unwrap(), "--out", decoder_run.to_str().unwrap()]);
+    let losses: Vec<f64> = records(&decoder_run).iter().filter_map(|r| r["loss"].as_f64()).collect();
+    assert!(losses.len() == 2 && losses.iter().all(|l| l.is_finite() && *l > 0.0), "{losses:?}");
     let decoder_model = dir.path().join("decoder-model");
     ok(&["train", "export", decoder_run.to_str().unwrap(), decoder_model.to_str().unwrap(), "--latent-stats", "8"]);
     let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(decoder_model.join("vae/config.json")).unwrap()).unwrap();
