@@ -1,6 +1,6 @@
 """Helpers the Python tools share: running one model component through `reel model run`,
 encoding prompts with a model's word-level tokenizer and text encoder, reading a clip's
-frames with ffmpeg and writing clip sets as MP4, reading and moving a latent cache's entries, noising latents. Needs numpy and safetensors (pip), and ffmpeg for `read_clip` and `write_clips`."""
+frames with ffmpeg, reading and writing clip sets (MP4 and a manifest), a VAE round trip, reading and moving a latent cache's entries, noising latents. Needs numpy and safetensors (pip), and ffmpeg for `read_clip` and `write_clips`."""
 import json
 import os
 import re
@@ -84,6 +84,34 @@ def read_clip(path):
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+
+
+def read_clip_set(manifest, limit=None):
+    """The rows of a clip manifest (`reel data synth`'s format; the first `limit`) and their
+    clips as float32 `[N, 3, T, H, W]` in [-1, 1], each cut to its row's frame count (the
+    clips must share one size and length)."""
+    base = os.path.dirname(os.path.abspath(manifest))
+    rows = [json.loads(line) for line in open(manifest) if line.strip()][:limit]
+    clips = np.stack([read_clip(os.path.join(base, r["file"]))[:r["frames"]] for r in rows])  # N T H W C
+    return rows, np.ascontiguousarray(clips.astype(np.float32).transpose(0, 4, 1, 2, 3) / 127.5 - 1)
+
+
+def vae_roundtrip(model, x, tmp, batch=16):
+    """Clips `x` `[N, 3, T, H, W]` in [-1, 1] encoded by a model's VAE and its posterior means
+    decoded, `batch` clips at a time: (the reconstructions clipped to [-1, 1], the means)."""
+    decoded, means = [], []
+    for i in range(0, len(x), batch):
+        mean = run_component(model, "vae-encode", {"sample": np.ascontiguousarray(x[i:i + batch])}, tmp)["mean"]
+        decoded.append(run_component(model, "vae-decode", {"latents": mean}, tmp)["sample"])
+        means.append(mean)
+    return np.clip(np.concatenate(decoded), -1, 1), np.concatenate(means)
+
+
+def psnr_per_frame(y, x):
+    """The PSNR (dB, signals in [-1, 1]) of `y` against `x`, both `[N, C, T, H, W]`, per frame,
+    as text."""
+    mse = ((y - x) ** 2).mean(axis=(0, 1, 3, 4))
+    return " ".join(f"{10 * np.log10(4 / m):.1f}" for m in mse)
 
 
 def write_clips(out, rows, videos):

@@ -17,27 +17,14 @@ clip, and encoded and decoded as a clip of their own (no history of earlier chun
 
 Needs numpy, safetensors (pip) and ffmpeg; clips must share one size and frame count.
 """
-import json
-import os
 import sys
 import tempfile
 
 import numpy as np
 
-from reel_tools import read_clip, run_component
+from reel_tools import psnr_per_frame, read_clip_set, vae_roundtrip
 
 CLIPS = 16
-
-
-def roundtrip(model, x, tmp):
-    """(decoded clip, posterior means) of `x` [N, C, T, H, W] through the VAE."""
-    mean = run_component(model, "vae-encode", {"sample": np.ascontiguousarray(x)}, tmp)["mean"]
-    return np.clip(run_component(model, "vae-decode", {"latents": mean}, tmp)["sample"], -1, 1), mean
-
-
-def psnr(y, x):
-    mse = ((y - x) ** 2).mean(axis=(0, 1, 3, 4))
-    return " ".join(f"{10 * np.log10(4 / m):.1f}" for m in mse)
 
 
 def colour_mass(frame, colour):
@@ -50,17 +37,14 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     manifest, model = sys.argv[1:]
-    base = os.path.dirname(os.path.abspath(manifest))
-    rows = [json.loads(line) for line in open(manifest) if line.strip()][:CLIPS]
-    f = rows[0]["frames"]
-    clips = np.stack([read_clip(os.path.join(base, r["file"]))[:f] for r in rows])  # N T H W C
-    clips = clips.astype(np.float32).transpose(0, 4, 1, 2, 3) / 127.5 - 1  # N C T H W
+    rows, clips = read_clip_set(manifest, CLIPS)
+    f = clips.shape[2]
     first = clips[:, :, 0]
     still = np.repeat(first[:, :, None], f, axis=2)
     with tempfile.TemporaryDirectory() as tmp:
-        decoded, latents = roundtrip(model, still, tmp)
-        whole = roundtrip(model, clips, tmp)[0][:, :, -5:]
-        alone = roundtrip(model, clips[:, :, -5:], tmp)[0]
+        decoded, latents = vae_roundtrip(model, still, tmp)
+        whole = vae_roundtrip(model, clips, tmp)[0][:, :, -5:]
+        alone = vae_roundtrip(model, clips[:, :, -5:], tmp)[0]
     quarter = max(f // 4, 1)
     profiles, ratios = [], []
     for clip, out in zip(first, decoded):
@@ -81,8 +65,8 @@ def main():
         drift = [np.sqrt(((latents[:, :, k] - latents[:, :, 1]) ** 2).mean()) for k in range(2, latents.shape[2])]
         print(f"the still clips' latents: rms difference of chunks 2.. from chunk 1 "
               f"{' '.join(f'{d:.2f}' for d in drift)} (the latents' std {latents[:, :, 1:].std():.2f})")
-    print(f"the last 5 frames of the {len(rows)} clips, PSNR (dB): inside the clip {psnr(whole, clips[:, :, -5:])}; "
-          f"as a clip of their own {psnr(alone, clips[:, :, -5:])}")
+    print(f"the last 5 frames of the {len(rows)} clips, PSNR (dB): inside the clip {psnr_per_frame(whole, clips[:, :, -5:])}; "
+          f"as a clip of their own {psnr_per_frame(alone, clips[:, :, -5:])}")
 
 
 if __name__ == "__main__":

@@ -12,35 +12,20 @@ result like any clip set:
 
 Needs numpy, safetensors (pip) and ffmpeg; clips must share one size and frame count.
 """
-import json
-import os
 import sys
 import tempfile
 
-import numpy as np
-
-from reel_tools import read_clip, run_component, write_clips
-
-BATCH = 16
+from reel_tools import psnr_per_frame, read_clip_set, vae_roundtrip, write_clips
 
 
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     manifest, model, out = sys.argv[1:]
-    base = os.path.dirname(os.path.abspath(manifest))
-    rows = [json.loads(line) for line in open(manifest) if line.strip()]
-    w, h, f = rows[0]["width"], rows[0]["height"], rows[0]["frames"]
-    clips = np.stack([read_clip(os.path.join(base, r["file"]))[:f] for r in rows])  # N T H W C
-    x = np.ascontiguousarray((clips.astype(np.float32) / 127.5 - 1).transpose(0, 4, 1, 2, 3))  # N C T H W
-    decoded = []
+    rows, x = read_clip_set(manifest)
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(0, len(x), BATCH):
-            mean = run_component(model, "vae-encode", {"sample": np.ascontiguousarray(x[i:i + BATCH])}, tmp)["mean"]
-            decoded.append(run_component(model, "vae-decode", {"latents": mean}, tmp)["sample"])
-    y = np.clip(np.concatenate(decoded), -1, 1)
-    mse = ((y - x) ** 2).mean(axis=(0, 1, 3, 4))
-    print("PSNR per frame (dB):", " ".join(f"{10 * np.log10(4 / m):.1f}" for m in mse))
+        y = vae_roundtrip(model, x, tmp)[0]
+    print("PSNR per frame (dB):", psnr_per_frame(y, x))
     print(write_clips(out, rows, y))
 
 
