@@ -116,6 +116,11 @@ pub struct GenerateArgs {
     /// steps go (0: not at all; default: the model's).
     #[arg(long)]
     pub layout_guidance: Option<f64>,
+    /// With a layout: the pixels (0-8) the model's VAE wears off an object's edge by the last
+    /// frame, made up by painting the layout's objects wider over the clip (0: as planned;
+    /// default: the model's).
+    #[arg(long)]
+    pub layout_erosion: Option<f64>,
     /// euler or unipc.
     #[arg(long)]
     pub scheduler: Option<String>,
@@ -340,6 +345,9 @@ pub enum TrainCommand {
         /// Also make this the model's default `layout_guidance` (0-1, docs/generate.md).
         #[arg(long)]
         layout_guidance: Option<f64>,
+        /// Also make this the model's default `layout_erosion` (pixels, 0-8, docs/generate.md).
+        #[arg(long)]
+        layout_erosion: Option<f64>,
     },
 }
 

@@ -114,19 +114,48 @@ fn coverage(d: [f32; 2], r: f32, silhouette: Option<&[f32]>) -> f32 {
     top * (1.0 - fy) + bottom * fy
 }
 
+/// What a layout makes up for when it is painted: a VAE that wears objects away at their
+/// edges over a clip. The width it wears off rises linearly from nothing at frame `from` (the
+/// last frame of the VAE's first temporal chunk) to `pixels` at the last frame, and each
+/// object is painted that much wider all round (its radius grown by it), so that through the
+/// VAE it keeps its planned size (docs/generate.md, "Layout erosion").
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Erosion {
+    /// Pixels worn off an object's edge by the last frame.
+    pub pixels: f32,
+    /// The last frame painted at the planned size.
+    pub from: usize,
+}
+
+impl Erosion {
+    /// Pixels added to each object's radius in frame `f` of `frames`.
+    pub fn extra(&self, f: usize, frames: usize) -> f32 {
+        if self.pixels <= 0.0 || f <= self.from || frames <= self.from + 1 {
+            return 0.0;
+        }
+        self.pixels * ((f - self.from) as f32 / (frames - 1 - self.from) as f32).min(1.0)
+    }
+}
+
 impl Layout {
     /// The layout as pixels `[1, 3, frames, height, width]` in [−1, 1]: the background, and
     /// each object in its colour, as its silhouette or an anti-aliased disc (later objects
     /// over earlier ones).
     pub fn paint(&self, width: usize, height: usize, frames: usize, device: &Device) -> Result<Tensor> {
+        self.paint_eroded(width, height, frames, Erosion::default(), device)
+    }
+
+    /// [`Self::paint`], each object painted wider over the clip by what `erosion` wears off.
+    pub fn paint_eroded(&self, width: usize, height: usize, frames: usize, erosion: Erosion, device: &Device) -> Result<Tensor> {
         let plane = width * height;
         let mut data = vec![0f32; 3 * frames * plane];
         let scale = width as f32; // canvas units → pixels
         for f in 0..frames {
             let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
+            let extra = erosion.extra(f, frames);
             let placed: Vec<([f32; 2], f32, &ObjectPath)> = self.objects.iter().map(|o| {
                 let (c, r) = o.at(t);
-                ([c[0] * scale, c[1] * scale], r * scale, o)
+                ([c[0] * scale, c[1] * scale], r * scale + extra, o)
             }).collect();
             for y in 0..height {
                 for x in 0..width {
@@ -209,6 +238,33 @@ mod tests {
         let pi = std::f32::consts::PI;
         assert!((area(0) - pi * 16.0).abs() < 2.0, "{}", area(0));
         assert!((area(2) - pi * 64.0).abs() < 3.0, "{}", area(2));
+    }
+
+    #[test]
+    fn erosion_paints_later_frames_wider() {
+        // Radius 8 px on 64: painted 2 px wider by the last frame, 1 px half way.
+        let l = Layout {
+            background: [0.0, 0.0, 0.0],
+            objects: vec![ObjectPath { rgb: [1.0, 1.0, 1.0], start: [0.5, 0.5], end: [0.5, 0.5], radius: [0.125, 0.125], silhouette: None }],
+        };
+        let erosion = Erosion { pixels: 2.0, from: 4 };
+        let areas = |x: Tensor| -> Vec<f32> {
+            let red: Vec<Vec<Vec<f32>>> = x.get(0).unwrap().get(0).unwrap().to_vec3().unwrap();
+            red.iter().map(|f| f.iter().flatten().map(|v| (v + 1.0) / 2.0).sum::<f32>()).collect()
+        };
+        let plain = areas(l.paint(64, 64, 17, &Device::Cpu).unwrap());
+        let wider = areas(l.paint_eroded(64, 64, 17, erosion, &Device::Cpu).unwrap());
+        for f in 0..=4 {
+            assert_eq!(wider[f], plain[f], "frame {f}: up to `from`, as planned");
+        }
+        let pi = std::f32::consts::PI;
+        assert!((wider[10] - pi * 81.0).abs() < 2.0, "{}", wider[10]);
+        assert!((wider[16] - pi * 100.0).abs() < 2.0, "{}", wider[16]);
+        assert!(wider.windows(2).skip(4).all(|w| w[1] >= w[0]), "{wider:?}");
+        // Nothing to ramp over: a clip no longer than `from`, or no erosion.
+        assert_eq!(erosion.extra(0, 1), 0.0);
+        assert_eq!(erosion.extra(4, 5), 0.0);
+        assert_eq!(Erosion { pixels: 0.0, from: 0 }.extra(16, 17), 0.0);
     }
 
     #[test]

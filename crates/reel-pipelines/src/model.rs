@@ -34,6 +34,8 @@ struct Defaults {
     layout_first_frame: Option<bool>,
     /// The default layout guidance (0 if unset).
     layout_guidance: Option<f64>,
+    /// The default layout erosion, pixels (0 if unset).
+    layout_erosion: Option<f64>,
     negative_prompt: Option<String>,
 }
 
@@ -170,6 +172,10 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
     };
     let layout_strength = unit("layout_strength", if planner { defaults.layout_strength.unwrap_or(0.8) } else { 0.0 })?;
     let layout_guidance = unit("layout_guidance", defaults.layout_guidance.unwrap_or(0.0))?;
+    let layout_erosion = defaults.layout_erosion.unwrap_or(0.0);
+    if !(0.0..=crate::request::MAX_LAYOUT_EROSION).contains(&layout_erosion) {
+        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_erosion {layout_erosion} is outside 0–{}", crate::request::MAX_LAYOUT_EROSION)));
+    }
     let spec = ModelSpec {
         width: defaults.width.unwrap_or(64),
         height: defaults.height.unwrap_or(64),
@@ -181,6 +187,7 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
         layout_strength,
         layout_first_frame: planner && defaults.layout_first_frame.unwrap_or(false),
         layout_guidance: if planner { layout_guidance } else { 0.0 },
+        layout_erosion: if planner { layout_erosion } else { 0.0 },
         planner,
         negative_prompt: defaults.negative_prompt.unwrap_or_default(),
         scheduler: match scheduler {
@@ -206,6 +213,7 @@ pub fn settings(r: &Resolved) -> Settings {
         layout_strength: r.layout_strength,
         layout_first_frame: r.layout_first_frame,
         layout_guidance: r.layout_guidance,
+        layout_erosion: r.layout_erosion,
         seed: r.seed,
         negative_prompt: r.negative_prompt.clone(),
     }

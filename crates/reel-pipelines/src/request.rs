@@ -63,6 +63,10 @@ pub struct Request {
     /// With a layout: how far (0–1) each step is pulled toward it, fading as it goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout_guidance: Option<f64>,
+    /// With a layout: the pixels (0–8) the model's VAE wears off an object's edge by a
+    /// clip's last frame, made up by painting the layout's objects wider over the clip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout_erosion: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +123,9 @@ pub struct ModelSpec {
     /// The layout guidance requests get by default.
     #[serde(default)]
     pub layout_guidance: f64,
+    /// The layout erosion (pixels) requests get by default.
+    #[serde(default)]
+    pub layout_erosion: f64,
     /// Whether the model has a layout planner.
     #[serde(default)]
     pub planner: bool,
@@ -155,6 +162,8 @@ pub const MAX_FRAMES: u32 = 1025;
 pub const FPS_RANGE: (f64, f64) = (1.0, 120.0);
 pub const MAX_STEPS: u32 = 500;
 pub const MAX_GUIDANCE: f64 = 30.0;
+/// The largest `layout_erosion`, pixels: a latent cell of an 8× VAE.
+pub const MAX_LAYOUT_EROSION: f64 = 8.0;
 
 /// A checked request: everything the pipeline and the writer need.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -194,6 +203,9 @@ pub struct Resolved {
     /// How far each step is pulled toward the layout (0: not at all).
     #[serde(default)]
     pub layout_guidance: f64,
+    /// The pixels of an object's edge the layout makes up for by the last frame (0: none).
+    #[serde(default)]
+    pub layout_erosion: f64,
     pub scheduler: SchedulerKind,
     /// Where each setting came from: "request" (a JSON field or a command-line flag), "text" (read from the prompt) or "default" (the model's).
     pub sources: BTreeMap<String, String>,
@@ -599,8 +611,17 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
     if !(layout_guidance.is_finite() && (0.0..=1.0).contains(&layout_guidance)) {
         return Err(RequestError::new("layout_guidance", format!("{layout_guidance} is out of range"), "0 (no pull toward the layout) to 1"));
     }
+    let layout_erosion = req.layout_erosion.unwrap_or(spec.layout_erosion);
+    pick("layout_erosion", req.layout_erosion.is_some(), false);
+    if !(layout_erosion.is_finite() && (0.0..=MAX_LAYOUT_EROSION).contains(&layout_erosion)) {
+        return Err(RequestError::new("layout_erosion", format!("{layout_erosion} is out of range"), format!("0 (objects painted as planned) to {MAX_LAYOUT_EROSION} pixels")));
+    }
     // Asked for by the request, they need a layout; a model's defaults just go unused without one.
-    for (field, asked) in [("layout_first_frame", req.layout_first_frame == Some(true)), ("layout_guidance", req.layout_guidance.is_some_and(|g| g > 0.0))] {
+    for (field, asked) in [
+        ("layout_first_frame", req.layout_first_frame == Some(true)),
+        ("layout_guidance", req.layout_guidance.is_some_and(|g| g > 0.0)),
+        ("layout_erosion", req.layout_erosion.is_some_and(|f| f > 0.0)),
+    ] {
         if asked && layout_strength <= 0.0 {
             return Err(RequestError::new(field, "needs a layout, and layout_strength is 0", "layout_strength above 0 (with a model that has a planner), or leave this field out"));
         }
@@ -653,6 +674,7 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
         layout_strength,
         layout_first_frame,
         layout_guidance,
+        layout_erosion,
         scheduler,
         sources,
         notes,
@@ -706,7 +728,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ModelSpec {
-        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, planner: false, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
+        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, planner: false, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
     }
 
     #[test]
@@ -782,11 +804,18 @@ mod tests {
         assert_eq!(err(Request { prompt: "x".into(), scheduler: Some("ddim".into()), ..Default::default() }).field, "scheduler");
         let e = err(Request { prompt: "x".into(), layout_guidance: Some(1.5), ..Default::default() });
         assert!(e.field == "layout_guidance" && e.accepted.contains("0 (no pull"), "{e}");
+        let e = err(Request { prompt: "x".into(), layout_erosion: Some(8.5), ..Default::default() });
+        assert!(e.field == "layout_erosion" && e.accepted.contains("0 (objects painted as planned) to 8 pixels"), "{e}");
+        let e = err(Request { prompt: "x".into(), layout_erosion: Some(0.2), ..Default::default() });
+        assert!(e.field == "layout_erosion" && e.message.contains("needs a layout"), "{e}");
         let e = err(Request { prompt: "x".into(), layout_first_frame: Some(true), ..Default::default() });
         assert!(e.field == "layout_first_frame" && e.message.contains("needs a layout"), "{e}");
-        let guided = ModelSpec { planner: true, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.3, ..spec() };
+        let guided = ModelSpec { planner: true, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.3, layout_erosion: 1.5, ..spec() };
         let r = resolve(&Request::text("x"), &guided, None).unwrap();
         assert_eq!((r.layout_first_frame, r.layout_guidance, r.sources["layout_guidance"].as_str()), (true, 0.3, "default"));
+        assert_eq!((r.layout_erosion, r.sources["layout_erosion"].as_str()), (1.5, "default"));
+        let r = resolve(&Request { prompt: "x".into(), layout_erosion: Some(0.0), ..Default::default() }, &guided, None).unwrap();
+        assert_eq!((r.layout_erosion, r.sources["layout_erosion"].as_str()), (0.0, "request"));
         // Turning the layout off leaves the model's defaults unused rather than refused.
         let r = resolve(&Request { prompt: "x".into(), layout_strength: Some(0.0), ..Default::default() }, &guided, None).unwrap();
         assert_eq!(r.layout_strength, 0.0);

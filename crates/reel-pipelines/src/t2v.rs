@@ -8,7 +8,7 @@ use reel_models::text::TextEncoder;
 use reel_models::wan::{AutoencoderKLWan, WanInput, WanTransformer3DModel};
 use reel_schedulers::{noise, Scheduler, SchedulerConfig};
 
-use crate::layout::{sample_layout, Layout, ObjectPath};
+use crate::layout::{sample_layout, Erosion, Layout, ObjectPath};
 
 /// Noise stream of the initial latents (see [`latent_noise`]).
 pub const LATENT_NOISE_STREAM: u64 = 0x6c61_7465_6e74;
@@ -111,6 +111,10 @@ pub struct Settings {
     /// With a layout: how far (0–1) each step's prediction of the clean latents is pulled
     /// toward the layout's, fading with σ ([`Pull`]). 0: not at all.
     pub layout_guidance: f64,
+    /// With a layout: the pixels (0–8) the VAE wears off an object's edge by the last frame,
+    /// made up by painting the objects wider from the VAE's second temporal chunk on
+    /// ([`Erosion`]). 0: painted as planned.
+    pub layout_erosion: f64,
     pub seed: u64,
     pub negative_prompt: String,
 }
@@ -149,7 +153,8 @@ impl Components<'_> {
     /// A layout painted at the request's size and encoded by the VAE, as
     /// [`Self::denoise_with`] starts from.
     pub fn encode_layout(&self, layout: &Layout, s: &Settings) -> Result<LayoutLatents> {
-        let pixels = layout.paint(s.width, s.height, s.frames, &Device::Cpu)?;
+        let erosion = Erosion { pixels: s.layout_erosion as f32, from: self.vae.config().temporal_ratio() };
+        let pixels = layout.paint_eroded(s.width, s.height, s.frames, erosion, &Device::Cpu)?;
         let latents = self.vae.normalize_latents(&self.vae.encode(&pixels)?.mean)?;
         // The objects alone, white on black, in the first frame: the latent cells they
         // touch, and one cell around those (the decoder draws an edge from both sides).
@@ -391,7 +396,7 @@ mod tests {
     fn same_seed_same_video_and_sizes_are_checked() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, seed: 3, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 3, negative_prompt: String::new() };
         let a = c.generate("a red circle", &s, |_, _| {}).unwrap();
         assert_eq!(a.len(), 5);
         assert_eq!((a[0].width(), a[0].height()), (16, 16));
@@ -409,7 +414,7 @@ mod tests {
     fn a_first_frame_pass_makes_the_first_frame_and_the_clip_keeps_it() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, seed: 5, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 5, negative_prompt: String::new() };
         let one_pass = c.denoise("a red circle", &Settings { steps: 2, ..s.clone() }, |_, _| {}).unwrap();
         let mut seen = Vec::new();
         let two = Settings { first_frame_steps: 2, ..s.clone() };
@@ -437,7 +442,7 @@ mod tests {
         };
         let t = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, seed: 0, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 0, negative_prompt: String::new() };
         let err = c.denoise("a red circle", &s, |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("first_frame_steps 0"), "{err}");
         c.denoise("a red circle", &Settings { first_frame_steps: 0, ..s }, |_, _| {}).unwrap();
@@ -452,7 +457,7 @@ mod tests {
         let planner = LayoutPlanner::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
         seeded(&map, 1);
         let mut c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, layout_first_frame: false, layout_guidance: 0.0, seed: 1, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 1, negative_prompt: String::new() };
         let err = c.plan_layout("a red circle", &s).unwrap_err().to_string();
         assert!(err.contains("no layout planner") && err.contains("reel train planner"), "{err}");
         assert!(c.plan_layout("a red circle", &Settings { layout_strength: 0.0, ..s.clone() }).unwrap().is_none());
@@ -492,7 +497,7 @@ mod tests {
     fn a_layout_first_frame_keeps_the_painted_objects_and_guidance_pulls_toward_the_layout() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 64, height: 64, frames: 9, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.0, seed: 2, negative_prompt: String::new() };
+        let s = Settings { width: 64, height: 64, frames: 9, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.0, layout_erosion: 0.0, seed: 2, negative_prompt: String::new() };
         // Radius 5 px at (19, 19) px, moving right.
         let object = crate::layout::ObjectPath { rgb: [0.9, 0.1, 0.1], start: [0.3, 0.3], end: [0.6, 0.3], radius: [0.08, 0.08], silhouette: None };
         let layout = Layout { background: [0.2, 0.2, 0.2], objects: vec![object] };
@@ -518,6 +523,15 @@ mod tests {
                 assert_eq!(m, 1.0, "cell ({row}, {col}): {mask:?}");
             }
         }
+        // Erosion paints later frames wider: the latents of the frames up to the
+        // VAE's first chunk (its encoder is causal) and the first-frame mask are as before.
+        let faded = c.encode_layout(&layout, &Settings { layout_erosion: 2.0, ..s.clone() }).unwrap();
+        let gap = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let rt = c.vae.config().temporal_ratio();
+        assert_eq!(painted.latents.dim(2).unwrap(), 1 + 8 / rt);
+        assert!(gap(&faded.latents.narrow(2, 0, 2).unwrap(), &painted.latents.narrow(2, 0, 2).unwrap()) < 1e-6);
+        assert!(gap(&faded.latents.narrow(2, 2, 1).unwrap(), &painted.latents.narrow(2, 2, 1).unwrap()) > 1e-3);
+        assert_eq!(gap(&faded.first_objects, &painted.first_objects), 0.0);
         // Inside the mask the clip's first latent frame is the painted one, held clean;
         // outside it the first pass's.
         let shape = c.latent_shape(&s).unwrap();
@@ -531,7 +545,6 @@ mod tests {
         let m = painted.first_objects.broadcast_as(made.shape()).unwrap();
         let expected = (m.mul(&painted.latents.narrow(2, 0, 1).unwrap()).unwrap() + m.affine(-1.0, 1.0).unwrap().mul(&made).unwrap()).unwrap();
         let first = |x: &Tensor| c.vae.normalize_latents(x).unwrap().narrow(2, 0, 1).unwrap();
-        let gap = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(gap(&first(&two), &expected) < 1e-4, "{}", gap(&first(&two), &expected));
         let one = c.denoise_with(&context, Some(&painted), &Settings { layout_first_frame: false, ..s.clone() }, |_, _| {}).unwrap();
         assert!(gap(&first(&one), &expected) > 1e-3, "one pass does not hold it");

@@ -51,11 +51,13 @@ pub struct PlannerOptions {
     pub layout_first_frame: Option<bool>,
     /// If set, written as the model's default `reel.layout_guidance` (0–1).
     pub layout_guidance: Option<f64>,
+    /// If set, written as the model's default `reel.layout_erosion` (pixels, 0–8).
+    pub layout_erosion: Option<f64>,
 }
 
 impl Default for PlannerOptions {
     fn default() -> Self {
-        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000, silhouette: 20, layout_strength: None, layout_first_frame: None, layout_guidance: None }
+        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000, silhouette: 20, layout_strength: None, layout_first_frame: None, layout_guidance: None, layout_erosion: None }
     }
 }
 
@@ -246,6 +248,9 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     if let Some(g) = opts.layout_guidance.filter(|g| !(0.0..=1.0).contains(g)) {
         return Err(TrainError::Data(format!("layout guidance {g} is outside 0-1 (how far each step is pulled toward the layout)")));
     }
+    if let Some(e) = opts.layout_erosion.filter(|e| !(0.0..=8.0).contains(e)) {
+        return Err(TrainError::Data(format!("layout erosion {e} is outside 0-8 (the pixels the VAE wears off an object's edge by the last frame)")));
+    }
     if !index.is_object() || index.get("reel").is_some_and(|r| !r.is_object()) {
         return Err(TrainError::Data(format!("'{}' is not a model index (an object, with \"reel\" an object if present)", index_path.display())));
     }
@@ -312,6 +317,7 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
         ("layout_strength", opts.layout_strength.map(|v| serde_json::json!(v))),
         ("layout_first_frame", opts.layout_first_frame.map(|v| serde_json::json!(v))),
         ("layout_guidance", opts.layout_guidance.map(|v| serde_json::json!(v))),
+        ("layout_erosion", opts.layout_erosion.map(|v| serde_json::json!(v))),
     ];
     for (key, value) in defaults {
         if let Some(value) = value {

@@ -669,6 +669,7 @@ impl Run<'_> {
                     layout_strength: 0.0,
                     layout_first_frame: false,
                     layout_guidance: 0.0,
+                    layout_erosion: 0.0,
                     seed: v.seed,
                     negative_prompt: String::new(),
                 };
