@@ -173,8 +173,9 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
     let layout_strength = unit("layout_strength", if planner { defaults.layout_strength.unwrap_or(0.8) } else { 0.0 })?;
     let layout_guidance = unit("layout_guidance", defaults.layout_guidance.unwrap_or(0.0))?;
     let layout_erosion = defaults.layout_erosion.unwrap_or(0.0);
-    if !(0.0..=crate::request::MAX_LAYOUT_EROSION).contains(&layout_erosion) {
-        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_erosion {layout_erosion} is outside 0–{}", crate::request::MAX_LAYOUT_EROSION)));
+    let max_erosion = crate::request::MAX_LAYOUT_EROSION;
+    if !(0.0..=max_erosion).contains(&layout_erosion) {
+        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_erosion {layout_erosion} is outside 0–{max_erosion}")));
     }
     let spec = ModelSpec {
         width: defaults.width.unwrap_or(64),

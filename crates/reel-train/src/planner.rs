@@ -248,8 +248,9 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     if let Some(g) = opts.layout_guidance.filter(|g| !(0.0..=1.0).contains(g)) {
         return Err(TrainError::Data(format!("layout guidance {g} is outside 0-1 (how far each step is pulled toward the layout)")));
     }
-    if let Some(e) = opts.layout_erosion.filter(|e| !(0.0..=8.0).contains(e)) {
-        return Err(TrainError::Data(format!("layout erosion {e} is outside 0-8 (the pixels the VAE wears off an object's edge by the last frame)")));
+    let max_erosion = reel_pipelines::request::MAX_LAYOUT_EROSION;
+    if let Some(e) = opts.layout_erosion.filter(|e| !(0.0..=max_erosion).contains(e)) {
+        return Err(TrainError::Data(format!("layout erosion {e} is outside 0-{max_erosion} (the pixels the VAE wears off an object's edge by the last frame)")));
     }
     if !index.is_object() || index.get("reel").is_some_and(|r| !r.is_object()) {
         return Err(TrainError::Data(format!("'{}' is not a model index (an object, with \"reel\" an object if present)", index_path.display())));
