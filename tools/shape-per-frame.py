@@ -40,7 +40,7 @@ def main():
             still = json.loads(json.dumps(row))
             for o in still["labels"]["objects"]:
                 o["motion"] = "still"
-            still.update(file=row["file"].replace(".mp4", f"_f{k:02d}.mp4"), frame=k, fps=8, frames=len(clip))
+            still.update(file=row["file"].replace(".mp4", f"_f{k:02d}.mp4"), frame=k, fps=row.get("fps", 8), frames=len(clip))
             rows.append(still)
             stills.append(np.repeat(clip[k][None], len(clip), 0))
     x = np.stack(stills).astype(np.float32).transpose(0, 4, 1, 2, 3) / 127.5 - 1
