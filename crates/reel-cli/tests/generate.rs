@@ -148,6 +148,10 @@ fn a_planner_is_trained_into_a_model_and_used_by_default() {
     let v = ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("g.mp4").to_str().unwrap(), "--json", "--layout-first-frame", "false", "--layout-guidance", "0", "--layout-erosion", "0"]));
     assert_eq!((v["settings"]["layout_first_frame"].as_bool(), v["settings"]["sources"]["layout_guidance"].as_str()), (Some(false), Some("request")), "{v}");
     assert_eq!((v["settings"]["layout_erosion"].as_f64(), v["settings"]["sources"]["layout_erosion"].as_str()), (Some(0.0), Some("request")), "{v}");
+    // The erosion reaches the painted layout: the same request, objects painted wider, another clip.
+    ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("g4.mp4").to_str().unwrap(), "--layout-first-frame", "false", "--layout-guidance", "0", "--layout-erosion", "4"]));
+    let frames = |name: &str| reel_media::read_video(&out.join(name)).unwrap().1;
+    assert_ne!(frames("g.mp4"), frames("g4.mp4"));
     let index = std::fs::read_to_string(model.join("model_index.json")).unwrap();
     let stderr = err(&reel(&["train", "planner", m, "--steps", "1", "--layout-strength", "1.5"]));
     assert!(stderr.contains("outside 0-1"), "{stderr}");
