@@ -89,5 +89,5 @@ else
     "$reel" train configs/shapes-v1/transformer-128-first-frame.toml --out runs/shapes-v1-first-frame-128 --max-steps 1200
 fi
 "$reel" train export runs/shapes-v1-first-frame-128 models/shapes-v1
-"$reel" train planner models/shapes-v1 --layout-strength 0.5 --layout-first-frame true --layout-guidance 0.3 --layout-erosion 1.5
+"$reel" train planner models/shapes-v1 --layout-strength 0.5 --layout-first-frame true --layout-guidance 0.3 --layout-erosion 1.5 --layout-refine 1
 du -sh models/shapes-v1

@@ -121,6 +121,11 @@ pub struct GenerateArgs {
     /// default: the model's).
     #[arg(long)]
     pub layout_erosion: Option<f64>,
+    /// With a layout: how many times (0-4) the painted layout goes through the model's VAE
+    /// and each object's outline is corrected by what the round trip lost (0: as planned;
+    /// default: the model's).
+    #[arg(long)]
+    pub layout_refine: Option<u32>,
     /// euler or unipc.
     #[arg(long)]
     pub scheduler: Option<String>,
@@ -348,6 +353,9 @@ pub enum TrainCommand {
         /// Also make this the model's default `layout_erosion` (pixels, 0-8, docs/generate.md).
         #[arg(long)]
         layout_erosion: Option<f64>,
+        /// Also make this the model's default `layout_refine` (round trips, 0-4, docs/generate.md).
+        #[arg(long)]
+        layout_refine: Option<u32>,
     },
 }
 

@@ -94,6 +94,7 @@ fn request(args: &GenerateArgs) -> Result<Request> {
     set(&mut req.layout_first_frame, args.layout_first_frame);
     set(&mut req.layout_guidance, args.layout_guidance);
     set(&mut req.layout_erosion, args.layout_erosion);
+    set(&mut req.layout_refine, args.layout_refine);
     set(&mut req.scheduler, args.scheduler.clone());
     set(&mut req.model, args.model.clone());
     Ok(req)

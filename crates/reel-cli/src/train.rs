@@ -54,8 +54,8 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<()> {
             println!("{}", json!({ "model": out, "checkpoint": ck, "weights": if raw { "raw" } else { "ema" } }));
             return Ok(());
         }
-        Some(TrainCommand::Planner { model, scenes, steps, seed, silhouette, layout_strength, layout_first_frame, layout_guidance, layout_erosion }) => {
-            let opts = reel_train::planner::PlannerOptions { scenes, steps, seed, silhouette: silhouette.into(), layout_strength, layout_first_frame, layout_guidance, layout_erosion, ..Default::default() };
+        Some(TrainCommand::Planner { model, scenes, steps, seed, silhouette, layout_strength, layout_first_frame, layout_guidance, layout_erosion, layout_refine }) => {
+            let opts = reel_train::planner::PlannerOptions { scenes, steps, seed, silhouette: silhouette.into(), layout_strength, layout_first_frame, layout_guidance, layout_erosion, layout_refine, ..Default::default() };
             let report = reel_train::planner::train_planner(&model, &opts)?;
             println!("{}", serde_json::to_string(&report)?);
             return Ok(());

@@ -140,18 +140,23 @@ fn a_planner_is_trained_into_a_model_and_used_by_default() {
     assert_eq!((v["settings"]["layout_first_frame"].as_bool(), v["settings"]["layout_guidance"].as_f64()), (Some(false), Some(0.0)), "{v}");
     // The first frame first and a pull toward the layout, as the model's defaults; the
     // request may still turn them off.
-    ok(&reel(&["train", "planner", m, "--scenes", "400", "--steps", "20", "--silhouette", "8", "--layout-strength", "0.6", "--layout-first-frame", "true", "--layout-guidance", "0.3", "--layout-erosion", "1.5"]));
+    ok(&reel(&["train", "planner", m, "--scenes", "400", "--steps", "20", "--silhouette", "8", "--layout-strength", "0.6", "--layout-first-frame", "true", "--layout-guidance", "0.3", "--layout-erosion", "1.5", "--layout-refine", "1"]));
     let v = ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("f.mp4").to_str().unwrap(), "--json"]));
     assert_eq!((v["settings"]["layout_first_frame"].as_bool(), v["settings"]["layout_guidance"].as_f64()), (Some(true), Some(0.3)), "{v}");
     assert_eq!((v["settings"]["layout_erosion"].as_f64(), v["settings"]["sources"]["layout_erosion"].as_str()), (Some(1.5), Some("default")), "{v}");
+    assert_eq!((v["settings"]["layout_refine"].as_u64(), v["settings"]["sources"]["layout_refine"].as_str()), (Some(1), Some("default")), "{v}");
     assert_eq!(reel_media::read_video(&out.join("f.mp4")).unwrap().1.len(), 9);
-    let v = ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("g.mp4").to_str().unwrap(), "--json", "--layout-first-frame", "false", "--layout-guidance", "0", "--layout-erosion", "0"]));
+    let v = ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("g.mp4").to_str().unwrap(), "--json", "--layout-first-frame", "false", "--layout-guidance", "0", "--layout-erosion", "0", "--layout-refine", "0"]));
     assert_eq!((v["settings"]["layout_first_frame"].as_bool(), v["settings"]["sources"]["layout_guidance"].as_str()), (Some(false), Some("request")), "{v}");
     assert_eq!((v["settings"]["layout_erosion"].as_f64(), v["settings"]["sources"]["layout_erosion"].as_str()), (Some(0.0), Some("request")), "{v}");
+    assert_eq!((v["settings"]["layout_refine"].as_u64(), v["settings"]["sources"]["layout_refine"].as_str()), (Some(0), Some("request")), "{v}");
     // The erosion reaches the painted layout: the same request, objects painted wider, another clip.
     ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("g4.mp4").to_str().unwrap(), "--layout-first-frame", "false", "--layout-guidance", "0", "--layout-erosion", "4"]));
     let frames = |name: &str| reel_media::read_video(&out.join(name)).unwrap().1;
     assert_ne!(frames("g.mp4"), frames("g4.mp4"));
+    // So does the refinement: outlines corrected through the VAE, another clip.
+    ok(&reel(&["generate", "a red circle moving right", "--model", m, "-o", out.join("g-refined.mp4").to_str().unwrap(), "--layout-first-frame", "false", "--layout-guidance", "0", "--layout-erosion", "0", "--layout-refine", "2"]));
+    assert_ne!(frames("g.mp4"), frames("g-refined.mp4"));
     let index = std::fs::read_to_string(model.join("model_index.json")).unwrap();
     let stderr = err(&reel(&["train", "planner", m, "--steps", "1", "--layout-strength", "1.5"]));
     assert!(stderr.contains("outside 0-1"), "{stderr}");
@@ -159,6 +164,8 @@ fn a_planner_is_trained_into_a_model_and_used_by_default() {
     assert!(stderr.contains("layout guidance 1.5 is outside 0-1"), "{stderr}");
     let stderr = err(&reel(&["train", "planner", m, "--steps", "1", "--layout-erosion", "9"]));
     assert!(stderr.contains("layout erosion 9 is outside 0-8"), "{stderr}");
+    let stderr = err(&reel(&["train", "planner", m, "--steps", "1", "--layout-refine", "5"]));
+    assert!(stderr.contains("layout refine 5 is outside 0-4"), "{stderr}");
     assert_eq!(std::fs::read_to_string(model.join("model_index.json")).unwrap(), index);
     assert_eq!(std::fs::read_to_string(model.join("planner/config.json")).unwrap(), planner_config);
     // A model index with a default out of range is refused at load, naming the key.
@@ -169,6 +176,10 @@ fn a_planner_is_trained_into_a_model_and_used_by_default() {
     std::fs::write(model.join("model_index.json"), index.replace("\"layout_erosion\": 1.5", "\"layout_erosion\": 9.0")).unwrap();
     let stderr = err(&reel(&["generate", "a red circle", "--model", m, "-o", out.join("h.mp4").to_str().unwrap()]));
     assert!(stderr.contains("layout_erosion 9 is outside 0–8"), "{stderr}");
+    assert!(!out.join("h.mp4").exists());
+    std::fs::write(model.join("model_index.json"), index.replace("\"layout_refine\": 1", "\"layout_refine\": 7")).unwrap();
+    let stderr = err(&reel(&["generate", "a red circle", "--model", m, "-o", out.join("h.mp4").to_str().unwrap()]));
+    assert!(stderr.contains("layout_refine 7 is outside 0–4"), "{stderr}");
     assert!(!out.join("h.mp4").exists());
     std::fs::write(model.join("model_index.json"), &index).unwrap();
     // A planner trained for another vocabulary is refused at load, with the fix.
@@ -204,6 +215,7 @@ fn bad_requests_are_refused_before_any_work_and_write_nothing() {
         (vec!["generate", "a red circle", "--layout-guidance", "2"], None, "0 (no pull toward the layout) to 1"),
         (vec!["generate", "a red circle", "--layout-erosion=-0.1"], None, "0 (objects painted as planned) to 8 pixels"),
         (vec!["generate", "a red circle", "--layout-first-frame", "true"], None, "layout_first_frame: needs a layout"),
+        (vec!["generate", "a red circle", "--layout-refine", "5"], None, "0 (outlines painted as planned) to 4"),
         (vec!["generate", "a red circle, 9999 seconds"], None, "duration"),
         (vec!["generate", "--request", "-"], Some(r#"{"prompt": "x", "colour": "red"}"#), "unknown field `colour`"),
         (vec!["generate", "--request", "-"], Some("{not json"), "not a valid request"),

@@ -147,33 +147,98 @@ impl Layout {
 
     /// [`Self::paint`], each object painted wider over the clip by what `erosion` wears off.
     pub fn paint_eroded(&self, width: usize, height: usize, frames: usize, erosion: Erosion, device: &Device) -> Result<Tensor> {
+        let covers = self.coverages(width, height, frames, erosion);
+        self.compose(&covers, width, height, frames, device)
+    }
+
+    /// Each object's coverage of each pixel (`[object][frame · height · width + pixel]`, in
+    /// [0, 1]), painted wider by `erosion`.
+    pub fn coverages(&self, width: usize, height: usize, frames: usize, erosion: Erosion) -> Vec<Vec<f32>> {
         let plane = width * height;
-        let mut data = vec![0f32; 3 * frames * plane];
         let scale = width as f32; // canvas units → pixels
+        let mut covers = vec![vec![0f32; frames * plane]; self.objects.len()];
         for f in 0..frames {
             let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
             let extra = erosion.extra(f, frames);
-            let placed: Vec<([f32; 2], f32, &ObjectPath)> = self.objects.iter().map(|o| {
+            for (o, cover) in self.objects.iter().zip(covers.iter_mut()) {
                 let (c, r) = o.at(t);
-                ([c[0] * scale, c[1] * scale], r * scale + extra, o)
-            }).collect();
-            for y in 0..height {
-                for x in 0..width {
-                    let mut rgb = self.background;
-                    for (c, r, o) in &placed {
-                        let cover = coverage([x as f32 + 0.5 - c[0], y as f32 + 0.5 - c[1]], *r, o.silhouette.as_deref());
-                        let colour = o.rgb;
-                        for i in 0..3 {
-                            rgb[i] += (colour[i] - rgb[i]) * cover;
-                        }
-                    }
-                    for (i, v) in rgb.iter().enumerate() {
-                        data[(i * frames + f) * plane + y * width + x] = v * 2.0 - 1.0;
+                let (c, r) = ([c[0] * scale, c[1] * scale], r * scale + extra);
+                for y in 0..height {
+                    for x in 0..width {
+                        cover[f * plane + y * width + x] = coverage([x as f32 + 0.5 - c[0], y as f32 + 0.5 - c[1]], r, o.silhouette.as_deref());
                     }
                 }
             }
         }
+        covers
+    }
+
+    /// Pixels `[1, 3, frames, height, width]` in [−1, 1]: the background, and each object in
+    /// its colour where `covers` (as [`Self::coverages`] makes them) say, later objects over
+    /// earlier ones.
+    pub fn compose(&self, covers: &[Vec<f32>], width: usize, height: usize, frames: usize, device: &Device) -> Result<Tensor> {
+        let plane = width * height;
+        let mut data = vec![0f32; 3 * frames * plane];
+        for p in 0..frames * plane {
+            let mut rgb = self.background;
+            for (o, cover) in self.objects.iter().zip(covers) {
+                for (channel, target) in rgb.iter_mut().zip(o.rgb) {
+                    *channel += (target - *channel) * cover[p];
+                }
+            }
+            let (f, q) = (p / plane, p % plane);
+            for (i, v) in rgb.iter().enumerate() {
+                data[(i * frames + f) * plane + q] = v * 2.0 - 1.0;
+            }
+        }
         Tensor::from_vec(data, (1, 3, frames, height, width), device)
+    }
+
+    /// One step of making up for what a VAE does to the objects' outlines: in the first
+    /// `decoded.dims()[2]` frames, each object's coverage moves by `gain` times the gap between
+    /// `target` (what it should look like) and what the VAE's round trip of the painting
+    /// shows (`decoded`, `[1, 3, F, H, W]` in [−1, 1]: each pixel's share of the way from the
+    /// background to the object's colour), clamped to [0, 1]. Only pixels near an object (within
+    /// twice its radius and two pixels, the nearer object's where two are near) change, and
+    /// only in coverage, so no colour but the planned ones is painted.
+    pub fn refine(&self, covers: &mut [Vec<f32>], target: &[Vec<f32>], decoded: &Tensor, frames: usize, erosion: Erosion, gain: f32) -> Result<()> {
+        let (_, _, done, height, width) = decoded.dims5()?;
+        let dec: Vec<f32> = decoded.flatten_all()?.to_vec1()?;
+        let plane = width * height;
+        let scale = width as f32;
+        let bg = self.background;
+        for f in 0..done {
+            let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
+            let extra = erosion.extra(f, frames);
+            let placed: Vec<([f32; 2], f32)> = self.objects.iter().map(|o| {
+                let (c, r) = o.at(t);
+                ([c[0] * scale, c[1] * scale], r * scale + extra)
+            }).collect();
+            for y in 0..height {
+                for x in 0..width {
+                    let p = [x as f32 + 0.5, y as f32 + 0.5];
+                    // The nearest object in units of its radius, if the pixel is near it.
+                    let near = placed
+                        .iter()
+                        .enumerate()
+                        .map(|(k, (c, r))| (k, (p[0] - c[0]).hypot(p[1] - c[1]), *r))
+                        .filter(|&(_, d, r)| d <= 2.0 * r + 2.0)
+                        .min_by(|a, b| (a.1 / a.2.max(1e-3)).total_cmp(&(b.1 / b.2.max(1e-3))));
+                    let Some((k, _, _)) = near else { continue };
+                    let colour = self.objects[k].rgb;
+                    let span: [f32; 3] = std::array::from_fn(|i| colour[i] - bg[i]);
+                    let norm: f32 = span.iter().map(|v| v * v).sum();
+                    if norm < 0.01 {
+                        continue;
+                    }
+                    let q = y * width + x;
+                    let seen: f32 = (0..3).map(|i| ((dec[(i * done + f) * plane + q] + 1.0) * 0.5 - bg[i]) * span[i]).sum::<f32>() / norm;
+                    let i = f * plane + q;
+                    covers[k][i] = (covers[k][i] + gain * (target[k][i] - seen.clamp(0.0, 1.0))).clamp(0.0, 1.0);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -265,6 +330,37 @@ mod tests {
         assert_eq!(erosion.extra(0, 1), 0.0);
         assert_eq!(erosion.extra(4, 5), 0.0);
         assert_eq!(Erosion { pixels: 0.0, from: 0 }.extra(16, 17), 0.0);
+    }
+
+    #[test]
+    fn refine_moves_outlines_by_what_the_round_trip_lost_and_nothing_else() {
+        // A red disc of radius 6 px at (16, 16) on grey, 32×32, two frames.
+        let l = Layout { background: [0.5; 3], objects: vec![ObjectPath { rgb: [1.0, 0.0, 0.0], start: [0.5, 0.5], end: [0.5, 0.5], radius: [6.0 / 32.0; 2], silhouette: None }] };
+        let (w, h, plane) = (32, 32, 32 * 32);
+        let none = Erosion::default();
+        let target = l.coverages(w, h, 2, none);
+        // A round trip that shows the painting as it is changes nothing.
+        let mut covers = target.clone();
+        l.refine(&mut covers, &target, &l.compose(&target, w, h, 2, &Device::Cpu).unwrap(), 2, none, 1.0).unwrap();
+        assert_eq!(covers, target);
+        // One that shows the first frame's disc 2 px to the right, and a stray red pixel in a
+        // far corner.
+        let shifted = Layout { objects: vec![ObjectPath { start: [0.5625, 0.5], end: [0.5625, 0.5], ..l.objects[0].clone() }], ..l.clone() };
+        let mut seen = shifted.coverages(w, h, 1, none);
+        seen[0][0] = 1.0;
+        let decoded = l.compose(&seen, w, h, 1, &Device::Cpu).unwrap();
+        l.refine(&mut covers, &target, &decoded, 2, none, 0.5).unwrap();
+        let (mut grew, mut shrank) = (0, 0);
+        for q in 0..plane {
+            let d = ((q % w) as f32 + 0.5 - 16.0).hypot((q / w) as f32 + 0.5 - 16.0);
+            let want = if d <= 14.0 { (target[0][q] + 0.5 * (target[0][q] - seen[0][q])).clamp(0.0, 1.0) } else { target[0][q] };
+            assert!((covers[0][q] - want).abs() < 1e-4, "pixel {q}: {} against {want}", covers[0][q]);
+            grew += (covers[0][q] > target[0][q] + 1e-3) as usize;
+            shrank += (covers[0][q] < target[0][q] - 1e-3) as usize;
+        }
+        assert!(grew > 0 && shrank > 0, "the left edge made up, the right held back: {grew}, {shrank}");
+        assert_eq!(covers[0][0], 0.0, "nothing painted far from the object");
+        assert_eq!(covers[0][plane..], target[0][plane..], "frames past the round trip as planned");
     }
 
     #[test]

@@ -36,6 +36,8 @@ struct Defaults {
     layout_guidance: Option<f64>,
     /// The default layout erosion, pixels (0 if unset).
     layout_erosion: Option<f64>,
+    /// The default round trips that refine a layout's outlines (0 if unset).
+    layout_refine: Option<u32>,
     negative_prompt: Option<String>,
 }
 
@@ -177,6 +179,11 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
     if !(0.0..=max_erosion).contains(&layout_erosion) {
         return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_erosion {layout_erosion} is outside 0–{max_erosion}")));
     }
+    let layout_refine = defaults.layout_refine.unwrap_or(0);
+    let max_refine = crate::request::MAX_LAYOUT_REFINE;
+    if layout_refine > max_refine {
+        return Err(invalid(&dir.join("model_index.json"), "model index", format!("\"reel\": layout_refine {layout_refine} is outside 0–{max_refine}")));
+    }
     let spec = ModelSpec {
         width: defaults.width.unwrap_or(64),
         height: defaults.height.unwrap_or(64),
@@ -189,6 +196,7 @@ pub fn read_spec(dir: &Path) -> Result<(ModelSpec, SchedulerConfig), ModelError>
         layout_first_frame: planner && defaults.layout_first_frame.unwrap_or(false),
         layout_guidance: if planner { layout_guidance } else { 0.0 },
         layout_erosion: if planner { layout_erosion } else { 0.0 },
+        layout_refine: if planner { layout_refine } else { 0 },
         planner,
         negative_prompt: defaults.negative_prompt.unwrap_or_default(),
         scheduler: match scheduler {
@@ -215,6 +223,7 @@ pub fn settings(r: &Resolved) -> Settings {
         layout_first_frame: r.layout_first_frame,
         layout_guidance: r.layout_guidance,
         layout_erosion: r.layout_erosion,
+        layout_refine: r.layout_refine as usize,
         seed: r.seed,
         negative_prompt: r.negative_prompt.clone(),
     }

@@ -67,6 +67,10 @@ pub struct Request {
     /// clip's last frame, made up by painting the layout's objects wider over the clip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout_erosion: Option<f64>,
+    /// With a layout: how many times (0–4) the painted layout goes through the model's VAE
+    /// and each object's outline is corrected by what the round trip lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout_refine: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +130,9 @@ pub struct ModelSpec {
     /// The layout erosion (pixels) requests get by default.
     #[serde(default)]
     pub layout_erosion: f64,
+    /// The round trips through the VAE that refine a layout's outlines by default.
+    #[serde(default)]
+    pub layout_refine: u32,
     /// Whether the model has a layout planner.
     #[serde(default)]
     pub planner: bool,
@@ -164,6 +171,9 @@ pub const MAX_STEPS: u32 = 500;
 pub const MAX_GUIDANCE: f64 = 30.0;
 /// The largest `layout_erosion`, pixels: a latent cell of an 8× VAE.
 pub const MAX_LAYOUT_EROSION: f64 = 8.0;
+/// The most round trips through the VAE `layout_refine` may ask for: each costs a VAE encode
+/// and decode of the whole clip, and the outlines change little after the first.
+pub const MAX_LAYOUT_REFINE: u32 = 4;
 
 /// A checked request: everything the pipeline and the writer need.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,6 +216,9 @@ pub struct Resolved {
     /// The pixels of an object's edge the layout makes up for by the last frame (0: none).
     #[serde(default)]
     pub layout_erosion: f64,
+    /// Round trips through the VAE that refine the layout's outlines (0: none).
+    #[serde(default)]
+    pub layout_refine: u32,
     pub scheduler: SchedulerKind,
     /// Where each setting came from: "request" (a JSON field or a command-line flag), "text" (read from the prompt) or "default" (the model's).
     pub sources: BTreeMap<String, String>,
@@ -616,11 +629,17 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
     if !(layout_erosion.is_finite() && (0.0..=MAX_LAYOUT_EROSION).contains(&layout_erosion)) {
         return Err(RequestError::new("layout_erosion", format!("{layout_erosion} is out of range"), format!("0 (objects painted as planned) to {MAX_LAYOUT_EROSION} pixels")));
     }
+    let layout_refine = req.layout_refine.unwrap_or(spec.layout_refine);
+    pick("layout_refine", req.layout_refine.is_some(), false);
+    if layout_refine > MAX_LAYOUT_REFINE {
+        return Err(RequestError::new("layout_refine", format!("{layout_refine} round trips is out of range"), format!("0 (outlines painted as planned) to {MAX_LAYOUT_REFINE}")));
+    }
     // Asked for by the request, they need a layout; a model's defaults just go unused without one.
     for (field, asked) in [
         ("layout_first_frame", req.layout_first_frame == Some(true)),
         ("layout_guidance", req.layout_guidance.is_some_and(|g| g > 0.0)),
         ("layout_erosion", req.layout_erosion.is_some_and(|f| f > 0.0)),
+        ("layout_refine", req.layout_refine.is_some_and(|n| n > 0)),
     ] {
         if asked && layout_strength <= 0.0 {
             return Err(RequestError::new(field, "needs a layout, and layout_strength is 0", "layout_strength above 0 (with a model that has a planner), or leave this field out"));
@@ -675,6 +694,7 @@ pub fn resolve(req: &Request, spec: &ModelSpec, output_format: Option<VideoForma
         layout_first_frame,
         layout_guidance,
         layout_erosion,
+        layout_refine,
         scheduler,
         sources,
         notes,
@@ -728,7 +748,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ModelSpec {
-        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, planner: false, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
+        ModelSpec { width: 64, height: 64, frames: 17, fps: 8.0, steps: 20, guidance: 4.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, layout_refine: 0, planner: false, negative_prompt: String::new(), scheduler: SchedulerKind::Euler, size_multiple: 16, frame_multiple: 4 }
     }
 
     #[test]
@@ -808,14 +828,21 @@ mod tests {
         assert!(e.field == "layout_erosion" && e.accepted.contains("0 (objects painted as planned) to 8 pixels"), "{e}");
         let e = err(Request { prompt: "x".into(), layout_erosion: Some(0.2), ..Default::default() });
         assert!(e.field == "layout_erosion" && e.message.contains("needs a layout"), "{e}");
+        let e = err(Request { prompt: "x".into(), layout_refine: Some(5), ..Default::default() });
+        assert!(e.field == "layout_refine" && e.message.contains("5 round trips") && e.accepted.contains("0 (outlines painted as planned) to 4"), "{e}");
+        let e = err(Request { prompt: "x".into(), layout_refine: Some(1), ..Default::default() });
+        assert!(e.field == "layout_refine" && e.message.contains("needs a layout"), "{e}");
         let e = err(Request { prompt: "x".into(), layout_first_frame: Some(true), ..Default::default() });
         assert!(e.field == "layout_first_frame" && e.message.contains("needs a layout"), "{e}");
-        let guided = ModelSpec { planner: true, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.3, layout_erosion: 1.5, ..spec() };
+        let guided = ModelSpec { planner: true, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.3, layout_erosion: 1.5, layout_refine: 1, ..spec() };
         let r = resolve(&Request::text("x"), &guided, None).unwrap();
         assert_eq!((r.layout_first_frame, r.layout_guidance, r.sources["layout_guidance"].as_str()), (true, 0.3, "default"));
         assert_eq!((r.layout_erosion, r.sources["layout_erosion"].as_str()), (1.5, "default"));
         let r = resolve(&Request { prompt: "x".into(), layout_erosion: Some(0.0), ..Default::default() }, &guided, None).unwrap();
         assert_eq!((r.layout_erosion, r.sources["layout_erosion"].as_str()), (0.0, "request"));
+        assert_eq!((r.layout_refine, r.sources["layout_refine"].as_str()), (1, "default"));
+        let r = resolve(&Request { prompt: "x".into(), layout_refine: Some(0), ..Default::default() }, &guided, None).unwrap();
+        assert_eq!((r.layout_refine, r.sources["layout_refine"].as_str()), (0, "request"));
         // Turning the layout off leaves the model's defaults unused rather than refused.
         let r = resolve(&Request { prompt: "x".into(), layout_strength: Some(0.0), ..Default::default() }, &guided, None).unwrap();
         assert_eq!(r.layout_strength, 0.0);

@@ -115,6 +115,10 @@ pub struct Settings {
     /// made up by painting the objects wider from the VAE's second temporal chunk on
     /// ([`Erosion`]). 0: painted as planned.
     pub layout_erosion: f64,
+    /// With a layout: how many times the painted layout goes through the VAE (encoded and
+    /// decoded) before it is encoded for good, each object's coverage moved each time by what
+    /// the round trip lost ([`Layout::refine`]). 0: painted as planned.
+    pub layout_refine: usize,
     pub seed: u64,
     pub negative_prompt: String,
 }
@@ -150,11 +154,19 @@ impl Components<'_> {
         self.denoise_with(&context, layout.as_ref(), s, on_step)
     }
 
-    /// A layout painted at the request's size and encoded by the VAE, as
+    /// A layout painted at the request's size (wider by `layout_erosion`, its outlines
+    /// corrected by `layout_refine` round trips through the VAE) and encoded by the VAE, as
     /// [`Self::denoise_with`] starts from.
     pub fn encode_layout(&self, layout: &Layout, s: &Settings) -> Result<LayoutLatents> {
         let erosion = Erosion { pixels: s.layout_erosion as f32, from: self.vae.config().temporal_ratio() };
-        let pixels = layout.paint_eroded(s.width, s.height, s.frames, erosion, &Device::Cpu)?;
+        let target = layout.coverages(s.width, s.height, s.frames, erosion);
+        let mut covers = target.clone();
+        for _ in 0..s.layout_refine {
+            let pixels = layout.compose(&covers, s.width, s.height, s.frames, &Device::Cpu)?;
+            let decoded = self.vae.decode(&self.vae.encode(&pixels)?.mean)?;
+            layout.refine(&mut covers, &target, &decoded, s.frames, erosion, 1.0)?;
+        }
+        let pixels = layout.compose(&covers, s.width, s.height, s.frames, &Device::Cpu)?;
         let latents = self.vae.normalize_latents(&self.vae.encode(&pixels)?.mean)?;
         // The objects alone, white on black, in the first frame: the latent cells they
         // touch, and one cell around those (the decoder draws an edge from both sides).
@@ -396,7 +408,7 @@ mod tests {
     fn same_seed_same_video_and_sizes_are_checked() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 3, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 2, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, layout_refine: 0, seed: 3, negative_prompt: String::new() };
         let a = c.generate("a red circle", &s, |_, _| {}).unwrap();
         assert_eq!(a.len(), 5);
         assert_eq!((a[0].width(), a[0].height()), (16, 16));
@@ -414,7 +426,7 @@ mod tests {
     fn a_first_frame_pass_makes_the_first_frame_and_the_clip_keeps_it() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 5, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 9, fps: 8.0, steps: 3, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, layout_refine: 0, seed: 5, negative_prompt: String::new() };
         let one_pass = c.denoise("a red circle", &Settings { steps: 2, ..s.clone() }, |_, _| {}).unwrap();
         let mut seen = Vec::new();
         let two = Settings { first_frame_steps: 2, ..s.clone() };
@@ -442,7 +454,7 @@ mod tests {
         };
         let t = WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 0, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 1, guidance: 1.0, first_frame_steps: 1, layout_strength: 0.0, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, layout_refine: 0, seed: 0, negative_prompt: String::new() };
         let err = c.denoise("a red circle", &s, |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("first_frame_steps 0"), "{err}");
         c.denoise("a red circle", &Settings { first_frame_steps: 0, ..s }, |_, _| {}).unwrap();
@@ -457,7 +469,7 @@ mod tests {
         let planner = LayoutPlanner::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
         seeded(&map, 1);
         let mut c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, seed: 1, negative_prompt: String::new() };
+        let s = Settings { width: 16, height: 16, frames: 5, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 2, layout_strength: 0.5, layout_first_frame: false, layout_guidance: 0.0, layout_erosion: 0.0, layout_refine: 0, seed: 1, negative_prompt: String::new() };
         let err = c.plan_layout("a red circle", &s).unwrap_err().to_string();
         assert!(err.contains("no layout planner") && err.contains("reel train planner"), "{err}");
         assert!(c.plan_layout("a red circle", &Settings { layout_strength: 0.0, ..s.clone() }).unwrap().is_none());
@@ -497,7 +509,7 @@ mod tests {
     fn a_layout_first_frame_keeps_the_painted_objects_and_guidance_pulls_toward_the_layout() {
         let (t, v, e, tok) = tiny();
         let c = components(&t, &v, &e, &tok);
-        let s = Settings { width: 64, height: 64, frames: 9, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.0, layout_erosion: 0.0, seed: 2, negative_prompt: String::new() };
+        let s = Settings { width: 64, height: 64, frames: 9, fps: 8.0, steps: 6, guidance: 3.0, first_frame_steps: 0, layout_strength: 0.5, layout_first_frame: true, layout_guidance: 0.0, layout_erosion: 0.0, layout_refine: 0, seed: 2, negative_prompt: String::new() };
         // Radius 5 px at (19, 19) px, moving right.
         let object = crate::layout::ObjectPath { rgb: [0.9, 0.1, 0.1], start: [0.3, 0.3], end: [0.6, 0.3], radius: [0.08, 0.08], silhouette: None };
         let layout = Layout { background: [0.2, 0.2, 0.2], objects: vec![object] };
@@ -532,6 +544,18 @@ mod tests {
         assert!(gap(&faded.latents.narrow(2, 0, 2).unwrap(), &painted.latents.narrow(2, 0, 2).unwrap()) < 1e-6);
         assert!(gap(&faded.latents.narrow(2, 2, 1).unwrap(), &painted.latents.narrow(2, 2, 1).unwrap()) > 1e-3);
         assert_eq!(gap(&faded.first_objects, &painted.first_objects), 0.0);
+        // Refinement encodes the painting with each outline moved once by what the VAE's round
+        // trip of the plain painting lost; the first-frame mask is the planned one.
+        let refined = c.encode_layout(&layout, &Settings { layout_refine: 1, ..s.clone() }).unwrap();
+        let target = layout.coverages(64, 64, 9, Erosion { pixels: 0.0, from: rt });
+        let mut covers = target.clone();
+        let round_trip = c.vae.decode(&c.vae.encode(&layout.compose(&target, 64, 64, 9, &Device::Cpu).unwrap()).unwrap().mean).unwrap();
+        layout.refine(&mut covers, &target, &round_trip, 9, Erosion { pixels: 0.0, from: rt }, 1.0).unwrap();
+        assert_ne!(covers, target);
+        let expected = c.vae.normalize_latents(&c.vae.encode(&layout.compose(&covers, 64, 64, 9, &Device::Cpu).unwrap()).unwrap().mean).unwrap();
+        assert!(gap(&refined.latents, &expected) < 1e-6);
+        assert!(gap(&refined.latents, &painted.latents) > 1e-4);
+        assert_eq!(gap(&refined.first_objects, &painted.first_objects), 0.0);
         // Inside the mask the clip's first latent frame is the painted one, held clean;
         // outside it the first pass's.
         let shape = c.latent_shape(&s).unwrap();

@@ -53,11 +53,13 @@ pub struct PlannerOptions {
     pub layout_guidance: Option<f64>,
     /// If set, written as the model's default `reel.layout_erosion` (pixels, 0–8).
     pub layout_erosion: Option<f64>,
+    /// If set, written as the model's default `reel.layout_refine` (round trips, 0–4).
+    pub layout_refine: Option<u32>,
 }
 
 impl Default for PlannerOptions {
     fn default() -> Self {
-        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000, silhouette: 20, layout_strength: None, layout_first_frame: None, layout_guidance: None, layout_erosion: None }
+        Self { scenes: 20_000, world_seed: 1, steps: 3_000, batch: 512, lr: 3e-3, hidden: 64, seed: 0, check_scenes: 1_000, silhouette: 20, layout_strength: None, layout_first_frame: None, layout_guidance: None, layout_erosion: None, layout_refine: None }
     }
 }
 
@@ -252,6 +254,10 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
     if let Some(e) = opts.layout_erosion.filter(|e| !(0.0..=max_erosion).contains(e)) {
         return Err(TrainError::Data(format!("layout erosion {e} is outside 0-{max_erosion} (the pixels the VAE wears off an object's edge by the last frame)")));
     }
+    let max_refine = reel_pipelines::request::MAX_LAYOUT_REFINE;
+    if let Some(n) = opts.layout_refine.filter(|&n| n > max_refine) {
+        return Err(TrainError::Data(format!("layout refine {n} is outside 0-{max_refine} (the round trips through the VAE that refine the layout's outlines)")));
+    }
     if !index.is_object() || index.get("reel").is_some_and(|r| !r.is_object()) {
         return Err(TrainError::Data(format!("'{}' is not a model index (an object, with \"reel\" an object if present)", index_path.display())));
     }
@@ -319,6 +325,7 @@ pub fn train_planner(model: &Path, opts: &PlannerOptions) -> Result<PlannerRepor
         ("layout_first_frame", opts.layout_first_frame.map(|v| serde_json::json!(v))),
         ("layout_guidance", opts.layout_guidance.map(|v| serde_json::json!(v))),
         ("layout_erosion", opts.layout_erosion.map(|v| serde_json::json!(v))),
+        ("layout_refine", opts.layout_refine.map(|v| serde_json::json!(v))),
     ];
     for (key, value) in defaults {
         if let Some(value) = value {

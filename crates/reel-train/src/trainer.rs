@@ -670,6 +670,7 @@ impl Run<'_> {
                     layout_first_frame: false,
                     layout_guidance: 0.0,
                     layout_erosion: 0.0,
+                    layout_refine: 0,
                     seed: v.seed,
                     negative_prompt: String::new(),
                 };
