@@ -160,12 +160,18 @@ impl Components<'_> {
     pub fn encode_layout(&self, layout: &Layout, s: &Settings) -> Result<LayoutLatents> {
         let erosion = Erosion { pixels: s.layout_erosion as f32, from: self.vae.config().temporal_ratio() };
         let target = layout.coverages(s.width, s.height, s.frames, erosion);
-        let mut covers = target.clone();
-        for _ in 0..s.layout_refine {
-            let pixels = layout.compose(&covers, s.width, s.height, s.frames, &Device::Cpu)?;
-            let decoded = self.vae.decode(&self.vae.encode(&pixels)?.mean)?;
-            layout.refine(&mut covers, &target, &decoded, s.frames, erosion, 1.0)?;
-        }
+        let covers = match s.layout_refine {
+            0 => target,
+            trips => {
+                let mut covers = target.clone();
+                for _ in 0..trips {
+                    let pixels = layout.compose(&covers, s.width, s.height, s.frames, &Device::Cpu)?;
+                    let decoded = self.vae.decode(&self.vae.encode(&pixels)?.mean)?;
+                    layout.refine(&mut covers, &target, &decoded, s.frames, erosion, 1.0)?;
+                }
+                covers
+            }
+        };
         let pixels = layout.compose(&covers, s.width, s.height, s.frames, &Device::Cpu)?;
         let latents = self.vae.normalize_latents(&self.vae.encode(&pixels)?.mean)?;
         // The objects alone, white on black, in the first frame: the latent cells they
