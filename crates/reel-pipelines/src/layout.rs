@@ -155,14 +155,9 @@ impl Layout {
     /// [0, 1]), painted wider by `erosion`.
     pub fn coverages(&self, width: usize, height: usize, frames: usize, erosion: Erosion) -> Vec<Vec<f32>> {
         let plane = width * height;
-        let scale = width as f32; // canvas units → pixels
         let mut covers = vec![vec![0f32; frames * plane]; self.objects.len()];
         for f in 0..frames {
-            let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
-            let extra = erosion.extra(f, frames);
-            for (o, cover) in self.objects.iter().zip(covers.iter_mut()) {
-                let (c, r) = o.at(t);
-                let (c, r) = ([c[0] * scale, c[1] * scale], r * scale + extra);
+            for ((o, cover), (c, r)) in self.objects.iter().zip(covers.iter_mut()).zip(self.placed(f, frames, width, erosion)) {
                 for y in 0..height {
                     for x in 0..width {
                         cover[f * plane + y * width + x] = coverage([x as f32 + 0.5 - c[0], y as f32 + 0.5 - c[1]], r, o.silhouette.as_deref());
@@ -171,6 +166,21 @@ impl Layout {
             }
         }
         covers
+    }
+
+    /// Each object's centre and radius in frame `f` of `frames`, in pixels of a canvas
+    /// `width` wide, its radius grown by `erosion`.
+    fn placed(&self, f: usize, frames: usize, width: usize, erosion: Erosion) -> Vec<([f32; 2], f32)> {
+        let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
+        let scale = width as f32; // canvas units → pixels
+        let extra = erosion.extra(f, frames);
+        self.objects
+            .iter()
+            .map(|o| {
+                let (c, r) = o.at(t);
+                ([c[0] * scale, c[1] * scale], r * scale + extra)
+            })
+            .collect()
     }
 
     /// Pixels `[1, 3, frames, height, width]` in [−1, 1]: the background, and each object in
@@ -202,18 +212,16 @@ impl Layout {
     /// twice its radius and two pixels, the nearer object's where two are near) change, and
     /// only in coverage, so no colour but the planned ones is painted.
     pub fn refine(&self, covers: &mut [Vec<f32>], target: &[Vec<f32>], decoded: &Tensor, frames: usize, erosion: Erosion, gain: f32) -> Result<()> {
-        let (_, _, done, height, width) = decoded.dims5()?;
-        let dec: Vec<f32> = decoded.flatten_all()?.to_vec1()?;
+        let (_, channels, done, height, width) = decoded.dims5()?;
         let plane = width * height;
-        let scale = width as f32;
+        let fits = |c: &[Vec<f32>]| c.len() == self.objects.len() && c.iter().all(|v| v.len() == frames * plane);
+        if channels != 3 || done > frames || !fits(covers) || !fits(target) {
+            candle_core::bail!("refine: a round trip of {:?} does not fit coverages of {} objects × {frames} frames of {width}×{height}", decoded.dims(), self.objects.len());
+        }
+        let dec: Vec<f32> = decoded.flatten_all()?.to_vec1()?;
         let bg = self.background;
         for f in 0..done {
-            let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
-            let extra = erosion.extra(f, frames);
-            let placed: Vec<([f32; 2], f32)> = self.objects.iter().map(|o| {
-                let (c, r) = o.at(t);
-                ([c[0] * scale, c[1] * scale], r * scale + extra)
-            }).collect();
+            let placed = self.placed(f, frames, width, erosion);
             for y in 0..height {
                 for x in 0..width {
                     let p = [x as f32 + 0.5, y as f32 + 0.5];
@@ -361,6 +369,12 @@ mod tests {
         assert!(grew > 0 && shrank > 0, "the left edge made up, the right held back: {grew}, {shrank}");
         assert_eq!(covers[0][0], 0.0, "nothing painted far from the object");
         assert_eq!(covers[0][plane..], target[0][plane..], "frames past the round trip as planned");
+        // A round trip of another size is refused, and changes nothing.
+        let before = covers.clone();
+        let small = l.compose(&l.coverages(16, 16, 1, none), 16, 16, 1, &Device::Cpu).unwrap();
+        let e = l.refine(&mut covers, &target, &small, 2, none, 1.0).unwrap_err().to_string();
+        assert!(e.contains("does not fit"), "{e}");
+        assert_eq!(covers, before);
     }
 
     #[test]
