@@ -352,7 +352,8 @@ mod tests {
         l.refine(&mut covers, &target, &l.compose(&target, w, h, 2, &Device::Cpu).unwrap(), 2, none, 1.0).unwrap();
         assert_eq!(covers, target);
         // One that shows the first frame's disc 2 px to the right, and a stray red pixel in a
-        // far corner.
+        // far corner (where the plan covers nothing the correction can only take away; the
+        // reach is tested below).
         let shifted = Layout { objects: vec![ObjectPath { start: [0.5625, 0.5], end: [0.5625, 0.5], ..l.objects[0].clone() }], ..l.clone() };
         let mut seen = shifted.coverages(w, h, 1, none);
         seen[0][0] = 1.0;
@@ -367,7 +368,7 @@ mod tests {
             shrank += (covers[0][q] < target[0][q] - 1e-3) as usize;
         }
         assert!(grew > 0 && shrank > 0, "the left edge made up, the right held back: {grew}, {shrank}");
-        assert_eq!(covers[0][0], 0.0, "nothing painted far from the object");
+        assert_eq!(covers[0][0], 0.0, "where the plan covers nothing, a stray in the round trip paints nothing");
         assert_eq!(covers[0][plane..], target[0][plane..], "frames past the round trip as planned");
         // A round trip of another size is refused, and changes nothing.
         let before = covers.clone();
@@ -375,6 +376,39 @@ mod tests {
         let e = l.refine(&mut covers, &target, &small, 2, none, 1.0).unwrap_err().to_string();
         assert!(e.contains("does not fit"), "{e}");
         assert_eq!(covers, before);
+    }
+
+    #[test]
+    fn refine_reaches_only_near_an_object_and_skips_one_the_colour_of_its_background() {
+        // An 8×8 silhouette (radius 6 px at (16, 16), cells 1.5 px) that is solid in its
+        // middle and half covers its top-left corner cell, whose centre falls on pixel (5, 5):
+        // 14.8 px out, past the 2·6 + 2 px that refine reaches. A round trip that shows only
+        // the background would make up every partly covered pixel within reach, and that one
+        // too were it not for the reach.
+        let mut cells = vec![0.0f32; 64];
+        for j in 2..6 {
+            for i in 2..6 {
+                cells[j * 8 + i] = 1.0;
+            }
+        }
+        cells[0] = 0.5;
+        let object = ObjectPath { rgb: [1.0, 0.0, 0.0], start: [0.5, 0.5], end: [0.5, 0.5], radius: [6.0 / 32.0; 2], silhouette: Some(cells) };
+        let l = Layout { background: [0.5; 3], objects: vec![object] };
+        let none = Erosion::default();
+        let target = l.coverages(32, 32, 1, none);
+        let corner = 5 * 32 + 5;
+        assert_eq!(target[0][corner], 0.5);
+        let background = l.compose(&[vec![0.0; 32 * 32]], 32, 32, 1, &Device::Cpu).unwrap();
+        let mut covers = target.clone();
+        l.refine(&mut covers, &target, &background, 1, none, 1.0).unwrap();
+        assert_eq!(covers[0][corner], 0.5, "out of reach, as planned");
+        assert!((0..32 * 32).any(|q| covers[0][q] > target[0][q] + 1e-3), "the soft edge within reach made up");
+        // An object the colour of its background gives no direction to read coverage along:
+        // it is left as planned, not filled with NaN.
+        let hidden = Layout { objects: vec![ObjectPath { rgb: [0.5; 3], ..l.objects[0].clone() }], ..l.clone() };
+        let mut covers = target.clone();
+        hidden.refine(&mut covers, &target, &background, 1, none, 1.0).unwrap();
+        assert_eq!(covers, target);
     }
 
     #[test]
